@@ -1,0 +1,87 @@
+"""Draw images from a trained run.
+
+    python -m keras_diffusion.sample --run runs/mlp_seed --n 64 --out samples.png --npz samples.npz
+"""
+
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+from keras_diffusion import cli
+
+EXAMPLES = [
+    "python -m keras_diffusion.sample --run runs/unet --n 64 --out samples.png",
+    "python -m keras_diffusion.sample --run runs/unet --n 1000 --npz samples.npz --seed 1",
+    "python -m keras_diffusion.sample --run runs/unet --sampler ddim --steps 50",
+]
+
+
+def parse_args(argv=None):
+    from keras_diffusion.reverse import SAMPLERS, VARIANCES
+
+    parser = cli.Parser("keras_diffusion.sample", __doc__.strip().splitlines()[0], EXAMPLES)
+    parser.add_argument("--run", required=True, help="run directory written by keras_diffusion.train")
+    parser.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    parser.add_argument("--out", help="PNG grid to write (default: samples.png unless --npz is given)")
+    parser.add_argument("--npz", help="also write the images as uint8 (N, 28, 28, 1) under key 'images'")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")
+    parser.add_argument("--sampler", default="ddpm", choices=SAMPLERS, help="ddpm (T steps) or ddim (default: ddpm)")
+    parser.add_argument("--steps", type=int, help="DDIM steps, at most T (default: T)")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 like DDPM (default: 0)")
+    parser.add_argument("--variance", default="beta", choices=VARIANCES, help="DDPM sigma_t^2 (default: beta)")
+    parser.add_argument("--clip", action="store_true", help="clip the predicted x0 to the data range at each step")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per compiled call (default: 256)")
+    args = parser.parse_args(argv)
+    for name in ("n", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.steps is not None and args.sampler == "ddpm":
+        parser.error("--steps needs --sampler ddim (DDPM always takes all T steps)")
+    if args.eta < 0:
+        parser.error(f"--eta must be >= 0, got {args.eta}")
+    if args.out is None and args.npz is None:
+        args.out = "samples.png"
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from keras_diffusion.checkpoint import load_run, write_npz
+    from keras_diffusion.data import to_uint8
+    from keras_diffusion.plotting import plot_samples
+    from keras_diffusion.reverse import sample
+    from keras_diffusion.training import clip_range
+
+    denoiser, schedule, config = load_run(args.run)
+    if args.steps is not None and args.steps > schedule.timesteps:
+        raise cli.UsageError(f"--steps must be <= T={schedule.timesteps} of this run, got {args.steps}")
+    start = time.time()
+    images = sample(
+        denoiser,
+        schedule,
+        args.n,
+        sampler=args.sampler,
+        steps=args.steps,
+        eta=args.eta,
+        seed=args.seed,
+        variance=args.variance,
+        clip=clip_range(config.scaling) if args.clip else None,
+        batch_size=args.batch_size,
+    )
+    seconds = time.time() - start
+    pixels = to_uint8(images, config.scaling)  # (N, 28, 28, 1) uint8
+    if args.npz:
+        write_npz(args.npz, images=pixels)
+        print(f"wrote {args.npz} (images: {pixels.shape} uint8)")
+    if args.out:
+        title = f"{config.model}, {args.sampler}" + (f" {args.steps} steps" if args.steps else "")
+        plot_samples(pixels, title=title, path=pathlib.Path(args.out))
+        print(f"wrote {args.out}")
+    print(f"{args.n} images in {seconds:.1f} s ({args.n / seconds:.1f} images/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

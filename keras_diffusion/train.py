@@ -1,0 +1,46 @@
+"""Train a denoiser on Fashion-MNIST and write a run directory.
+
+    python -m keras_diffusion.train --model mlp_seed --epochs 5 --out runs/classic
+"""
+
+import sys
+import time
+
+from keras_diffusion import cli
+from keras_diffusion.config import TrainConfig, add_arguments, from_arguments
+
+EXAMPLES = [
+    "python -m keras_diffusion.train                       # the default run",
+    "python -m keras_diffusion.train --model mlp_seed --epochs 5 --out runs/classic",
+    "python -m keras_diffusion.train --limit 512 --epochs 1  # a quick smoke test",
+    "python -m keras_diffusion.train --schedule cosine --scaling minus_one_one",
+]
+
+
+def parse_args(argv=None):
+    parser = cli.Parser("keras_diffusion.train", __doc__.strip().splitlines()[0], EXAMPLES)
+    add_arguments(parser, TrainConfig)
+    parser.add_argument("--out", help="run directory to write (default: runs/<model>, numbered when taken)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    args = parser.parse_args(argv)
+    try:
+        config = from_arguments(args, TrainConfig).resolved()
+    except ValueError as error:
+        parser.error(str(error))
+    return config, args
+
+
+def main(argv=None):
+    config, args = parse_args(argv)
+    from keras_diffusion.training import train
+
+    start = time.time()
+    run_dir, history = train(config, out=args.out, overwrite=args.overwrite)
+    minutes = (time.time() - start) / 60
+    print(f"done in {minutes:.1f} min: final loss {history['loss'][-1]:.4f}; run directory {run_dir}")
+    print(f"draw more samples: python -m keras_diffusion.sample --run {run_dir} --n 64 --out samples.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
