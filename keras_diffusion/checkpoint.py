@@ -133,8 +133,7 @@ def load_run(run_dir, weights=WEIGHTS):
     try:
         denoiser.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RunError(f"{path} does not fit model {config.model!r} ({first_line}); the file is damaged or from another run") from None
+        raise RunError(f"{path} does not fit model {config.model!r} ({_first_line(error)}); the file is damaged or from another run") from None
     return denoiser, schedule, config
 
 
@@ -142,3 +141,46 @@ def load_run(run_dir, weights=WEIGHTS):
 def write_npz(path, **arrays):
     """np.savez_compressed, atomically (plain arrays only: loadable without pickle)."""
     atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+
+
+STATE = "state.weights.h5"
+STATE_EPOCH = "state.json"
+
+
+def save_state(run_dir, model, epoch):
+    """Save everything resuming needs: model and optimizer variables, then the epoch count.
+
+    The weights are renamed into place before state.json names their epoch,
+    so a kill between the two only repeats one epoch, never loses one.
+    """
+    run_dir = pathlib.Path(run_dir)
+    atomic_write(run_dir / STATE, model.save_weights)
+    write_json(run_dir / STATE_EPOCH, {"epoch": int(epoch)})
+
+
+def read_state_epoch(run_dir):
+    """How many epochs the saved training state has completed (0 when none is saved)."""
+    path = pathlib.Path(run_dir) / STATE_EPOCH
+    if not path.exists():
+        return 0
+    try:
+        epoch = json.loads(path.read_text())["epoch"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise RunError(f"{path} is damaged; delete it and {STATE} to restart the run from scratch") from None
+    if not isinstance(epoch, int) or epoch < 0:
+        raise RunError(f"{path}: epoch must be a non-negative integer, got {epoch!r}")
+    return epoch
+
+
+def load_state(run_dir, model):
+    """Load a saved training state into a DiffusionModel built from the same config."""
+    path = pathlib.Path(run_dir) / STATE
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError, KeyError) as error:
+        raise RunError(f"{path} cannot be loaded ({_first_line(error)}); delete it and {STATE_EPOCH} to restart") from None
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

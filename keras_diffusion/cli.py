@@ -40,3 +40,10 @@ def run(main, argv=None):
             raise
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except Exception as error:
+        # errors that carry their own exit code: Ctrl-C (130), a diverged run (1)
+        code = getattr(error, "exit_code", None)
+        if code is None or debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return code

@@ -21,11 +21,11 @@ def _field(default, help, choices=None):
 
 @dataclasses.dataclass
 class TrainConfig:
-    model: str = _field("mlp_seed", "denoiser to train", model_names())
+    model: str = _field("unet", "denoiser to train", model_names())
     model_kwargs: dict = _field(None, 'JSON of extra model arguments, e.g. \'{"hidden": 256}\'')
-    epochs: int = _field(5, "passes over the training images")
-    batch_size: int = _field(128, "images per training step")
-    lr: float = _field(1e-3, "Adam learning rate")
+    epochs: int = _field(None, "passes over the training images (default: the model's)")
+    batch_size: int = _field(None, "images per training step (default: the model's)")
+    lr: float = _field(None, "Adam learning rate (default: the model's)")
     ema: float = _field(None, "EMA momentum of the weights (0 = off; default: the model's)")
     timesteps: int = _field(200, "T, the number of diffusion steps")
     schedule: str = _field(None, "noise schedule (default: the model's)", SCHEDULES)
@@ -42,7 +42,7 @@ class TrainConfig:
     def resolved(self):
         """A copy with the model's defaults filled in and every value checked."""
         defaults = model_defaults(self.model)
-        filled = {k: defaults[k] for k in ("schedule", "scaling", "ema") if getattr(self, k) is None}
+        filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         config = dataclasses.replace(self, **filled, model_kwargs=dict(self.model_kwargs or {}))
         config.validate()
         return config

@@ -29,6 +29,8 @@ class DiffusionModel(keras.Model):
         self.schedule = schedule
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        # all weights live in the (already built) denoiser; mark the wrapper built so it can be saved
+        self.built = True
 
     @property
     def metrics(self):

@@ -154,7 +154,7 @@ def _compiled_loop(denoiser, schedule, sampler, seq, snap_pos, variance, eta, cl
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def loop(x, seed):
-        batch = tf.shape(x)[0]
+        batch, shape = tf.shape(x)[0], x.shape
         snaps = tf.zeros(tf.concat([[len(snap_pos)], tf.shape(x)], 0))  # (K, B, H, W, C)
         for i in tf.range(len(seq)):
             t = seq_t[i]
@@ -164,6 +164,8 @@ def _compiled_loop(denoiser, schedule, sampler, seq, snap_pos, variance, eta, cl
                 x = ddpm_step(schedule, x, t, eps_pred, z, variance=variance, clip=clip)
             else:
                 x = ddim_step(schedule, x, t, prev_t[i], eps_pred, eta=eta, noise=z, clip=clip)
+            # keep the static shape: some denoisers lose the batch size, and the loop needs it fixed
+            x = tf.ensure_shape(x, shape)
             if len(snap_pos):
                 hit = tf.reshape(tf.cast(tf.equal(snap_pos_t, i), x.dtype), (-1, 1, 1, 1, 1))
                 snaps = hit * x[None] + (1 - hit) * snaps

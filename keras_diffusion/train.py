@@ -13,7 +13,8 @@ EXAMPLES = [
     "python -m keras_diffusion.train                       # the default run",
     "python -m keras_diffusion.train --model mlp_seed --epochs 5 --out runs/classic",
     "python -m keras_diffusion.train --limit 512 --epochs 1  # a quick smoke test",
-    "python -m keras_diffusion.train --schedule cosine --scaling minus_one_one",
+    "python -m keras_diffusion.train --model mlp --schedule cosine --scaling minus_one_one",
+    "python -m keras_diffusion.train --resume runs/unet --epochs 30   # continue a run",
 ]
 
 
@@ -22,9 +23,16 @@ def parse_args(argv=None):
     add_arguments(parser, TrainConfig)
     parser.add_argument("--out", help="run directory to write (default: runs/<model>, numbered when taken)")
     parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    parser.add_argument("--resume", metavar="RUN", help="continue RUN after its last completed epoch (--epochs may extend it)")
     args = parser.parse_args(argv)
+    config = from_arguments(args, TrainConfig)
+    if args.resume:
+        given = [f"--{k.replace('_', '-')}" for k, v in vars(config).items() if k != "epochs" and v != getattr(TrainConfig(), k)]
+        if given or args.out:
+            parser.error(f"--resume takes its settings from the run; drop {', '.join(given + ['--out'] * bool(args.out))}")
+        return config, args
     try:
-        config = from_arguments(args, TrainConfig).resolved()
+        config = config.resolved()
     except ValueError as error:
         parser.error(str(error))
     return config, args
@@ -35,9 +43,10 @@ def main(argv=None):
     from keras_diffusion.training import train
 
     start = time.time()
-    run_dir, history = train(config, out=args.out, overwrite=args.overwrite)
+    run_dir, history = train(config, out=args.out, overwrite=args.overwrite, resume=args.resume)
     minutes = (time.time() - start) / 60
-    print(f"done in {minutes:.1f} min: final loss {history['loss'][-1]:.4f}; run directory {run_dir}")
+    loss = f"final loss {history['loss'][-1]:.4f}" if history.get("loss") else "no epochs left to run"
+    print(f"done in {minutes:.1f} min: {loss}; run directory {run_dir}")
     print(f"draw more samples: python -m keras_diffusion.sample --run {run_dir} --n 64 --out samples.png")
     return 0
 

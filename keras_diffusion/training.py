@@ -5,6 +5,7 @@
     run_dir, history = train(TrainConfig(model="mlp_seed", epochs=5), out="runs/classic")
 """
 
+import dataclasses
 import math
 import pathlib
 import sys
@@ -13,11 +14,24 @@ import keras
 import numpy as np
 
 from keras_diffusion import checkpoint, plotting
-from keras_diffusion.data import load_images, make_dataset
+from keras_diffusion.data import load_images, make_dataset, scale_images
 from keras_diffusion.diffusion import DiffusionModel
+from keras_diffusion.reverse import sample
 from keras_diffusion.schedule import NoiseSchedule
 
 FIGURES = ("classic.png", "forward_grid.png", "reverse_grid.png", "samples.png", "loss.png")
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training: the last completed epoch is saved."""
+
+    exit_code = 130  # the shell's code for "ended by SIGINT"
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+    exit_code = 1
 
 
 def make_schedule(config):
@@ -32,61 +46,115 @@ def clip_range(scaling):
     return (0.0, 1.0) if scaling == "zero_one" else (-1.0, 1.0)
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Save the weights after every epoch whose loss is finite; stop at the first non-finite loss.
+class RunCheckpoint(keras.callbacks.Callback):
+    """After every epoch with a finite loss, save the training state or the sampling weights.
 
-    A diverged epoch is never written, so the file on disk is always the last good one.
+    Two instances share one guard: ``stage="state"`` runs before
+    ``SwapEMAWeights`` and saves what resuming needs (raw weights, optimizer
+    with its EMA, epoch count); ``stage="weights"`` runs after it and saves
+    the (EMA) weights that sampling uses. The first non-finite loss stops
+    training and nothing of that epoch is written, so the files on disk are
+    always the last good ones.
     """
 
-    def __init__(self, run_dir, denoiser):
+    def __init__(self, run_dir, stage, guard):
         super().__init__()
-        self.run_dir, self.denoiser = run_dir, denoiser
-        self.diverged = False
+        self.run_dir, self.stage, self.guard = pathlib.Path(run_dir), stage, guard
 
     def on_train_batch_end(self, batch, logs=None):
-        if logs and not math.isfinite(float(logs.get("loss", 0.0))):
-            self.diverged = True
+        if self.stage == "state" and logs and not math.isfinite(float(logs.get("loss", 0.0))):
+            self.guard["diverged"] = True
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.diverged:
-            print(
-                f"\nloss became {logs.get('loss')} in epoch {epoch + 1}: training stopped, the last good "
-                "weights are kept. Try a smaller --lr.",
-                file=sys.stderr,
-            )
+        if self.guard["diverged"]:
             return
-        checkpoint.save_weights(self.run_dir, self.denoiser)
+        if self.stage == "state":
+            checkpoint.save_state(self.run_dir, self.model, epoch + 1)
+        else:
+            checkpoint.save_weights(self.run_dir, self.model.denoiser)
 
 
-def train(config, out=None, overwrite=False, verbose=None):
-    """Train ``config.model`` and write a complete run directory.
+def _history_logger(run_dir, initial_epoch):
+    """CSVLogger that appends on resume, after dropping rows of epochs that will run again."""
+    path = run_dir / checkpoint.HISTORY
+    if initial_epoch and path.exists():
+        lines = path.read_text().splitlines()
+        kept = lines[:1] + [line for line in lines[1:] if int(line.split(",")[0]) < initial_epoch]
+        checkpoint.atomic_write(path, lambda tmp: pathlib.Path(tmp).write_text("\n".join(kept) + "\n"))
+    return keras.callbacks.CSVLogger(str(path), append=bool(initial_epoch))
 
-    Returns:
-        (run_dir, history dict)
-    """
-    config = config.resolved()
-    keras.utils.set_random_seed(config.seed)
-    images, _ = load_images(config.dataset, "train", config.data_dir, config.data_source, config.limit)
-    dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed)
+
+def build_training(config, image_shape):
+    """The schedule, denoiser and compiled DiffusionModel a config describes, weights built."""
     schedule = make_schedule(config)
-    denoiser = checkpoint.build_denoiser(config, images.shape[1:])
+    denoiser = checkpoint.build_denoiser(config, image_shape)
     model = DiffusionModel(denoiser, schedule, seed=config.seed)
     model.compile(optimizer=keras.optimizers.Adam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99))
+    # create the optimizer's slots now, so that a saved state can be loaded into them
+    model.optimizer.build(denoiser.trainable_variables)
+    return schedule, denoiser, model
 
-    run_dir = checkpoint.new_run_dir(out, config.model, overwrite)
+
+def _resolve(config, resume):
+    """(config, first epoch to run): a fresh run starts at 0; a resumed one after its last saved epoch."""
+    if resume is None:
+        return config.resolved(), 0
+    stored, _, _ = checkpoint.read_config(resume)
+    epochs = stored.epochs if config is None or config.epochs is None else config.epochs
+    return dataclasses.replace(stored, epochs=epochs).resolved(), checkpoint.read_state_epoch(resume)
+
+
+def train(config=None, out=None, overwrite=False, resume=None, verbose=None):
+    """Train ``config.model`` and write a complete run directory, or resume one.
+
+    Args:
+        config: a ``TrainConfig``; unset fields take the model's defaults.
+        out: run directory to create (default ``runs/<model>``, numbered when taken).
+        overwrite: allow replacing a run already in ``out``.
+        resume: a run directory to continue after its last completed epoch;
+            ``config.epochs``, when set, may extend it.
+        verbose: Keras' fit verbosity (default: a progress bar on a terminal).
+
+    Returns:
+        (run_dir, history dict of the epochs run by this call)
+    """
+    config, initial_epoch = _resolve(config, resume)
+    keras.utils.set_random_seed(config.seed + initial_epoch)
+    images, _ = load_images(config.dataset, "train", config.data_dir, config.data_source, config.limit)
+    # a resumed run must not replay the first epoch's order: the shuffle seed moves on with it
+    dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed + initial_epoch)
+    schedule, denoiser, model = build_training(config, images.shape[1:])
+    run_dir = checkpoint.new_run_dir(out, config.model, overwrite) if resume is None else pathlib.Path(resume)
     checkpoint.save_config(run_dir, config, schedule, images.shape[1:])
+    if initial_epoch:
+        checkpoint.load_state(run_dir, model)
+        print(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
     print(f"training {config.model} ({denoiser.count_params():,} parameters) on {len(images):,} images -> {run_dir}")
-    saver = EpochCheckpoint(run_dir, denoiser)
-    callbacks = [keras.callbacks.CSVLogger(str(run_dir / checkpoint.HISTORY))]
-    # with EMA on, save the averaged weights: swap them in before the checkpoint runs
+
+    guard = {"diverged": False}
+    callbacks = [_history_logger(run_dir, initial_epoch), RunCheckpoint(run_dir, "state", guard)]
+    # with EMA on, sampling uses the averaged weights: swap them in before those are saved
     callbacks += [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema > 0 else []
-    callbacks += [saver]
+    callbacks += [RunCheckpoint(run_dir, "weights", guard)]
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
-    # the tf.data pipeline shuffles already
-    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False).history
-    if saver.diverged:
-        denoiser, _, _ = checkpoint.load_run(run_dir)
+    history = {}
+    try:
+        if initial_epoch < config.epochs:
+            # shuffle=False: the tf.data pipeline shuffles already
+            fit = model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+            history = fit.history
+    except KeyboardInterrupt:
+        done = checkpoint.read_state_epoch(run_dir)
+        raise Interrupted(
+            f"interrupted: {done} of {config.epochs} epochs are saved in {run_dir}; "
+            f"continue with: python -m keras_diffusion.train --resume {run_dir}"
+        ) from None
+    if guard["diverged"]:
+        raise Diverged(
+            f"the loss became non-finite in epoch {checkpoint.read_state_epoch(run_dir) + 1}: training stopped and the "
+            f"last good checkpoint in {run_dir} is kept. Try a smaller --lr."
+        )
     make_figures(run_dir, denoiser, schedule, config, images)
     return run_dir, history
 
@@ -94,23 +162,13 @@ def train(config, out=None, overwrite=False, verbose=None):
 def make_figures(run_dir, denoiser, schedule, config, images):
     """Write the run's figures: classic 2x6, forward and reverse grids, samples, loss."""
     run_dir = pathlib.Path(run_dir)
-    from keras_diffusion.data import scale_images
-
     x0 = np.asarray(scale_images(images[:4], config.scaling))
     kwargs = dict(scaling=config.scaling, seed=config.seed)
     plotting.plot_classic(denoiser, schedule, x0[0], path=run_dir / "classic.png", **kwargs)
     plotting.plot_forward_grid(schedule, x0, path=run_dir / "forward_grid.png", **kwargs)
     plotting.plot_reverse_grid(denoiser, schedule, n=4, path=run_dir / "reverse_grid.png", **kwargs)
-    samples = model_samples(denoiser, schedule, config)
+    samples = sample(denoiser, schedule, config.n_samples, seed=config.seed)
     plotting.plot_samples(samples, config.scaling, title=f"{config.model}: {len(samples)} samples", path=run_dir / "samples.png")
     history = run_dir / checkpoint.HISTORY
     if history.exists() and history.stat().st_size:
         plotting.plot_loss(history, path=run_dir / "loss.png", title=f"{config.model} training loss")
-
-
-def model_samples(denoiser, schedule, config, n=None, seed=None, **kwargs):
-    """Samples from a trained denoiser with the run's settings (DDPM, all T steps)."""
-    from keras_diffusion.reverse import sample
-
-    n = config.n_samples if n is None else n
-    return sample(denoiser, schedule, n, seed=config.seed if seed is None else seed, **kwargs)

@@ -106,3 +106,15 @@ def test_help_shows_examples():
     result = subprocess.run([sys.executable, "-m", "keras_diffusion.train", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "examples:" in result.stdout and "--model mlp_seed --epochs 5" in result.stdout
+
+
+@pytest.mark.parametrize("model, kwargs", [("mlp", '{"hidden": 64, "blocks": 1}'), ("unet", '{"widths": [8, 16, 16]}')])
+def test_each_rung_trains_and_writes_its_run_directory(model, kwargs, fake_data_dir, tmp_path):
+    out = tmp_path / model
+    argv = ["--model", model, "--model-kwargs", kwargs, "--epochs", "1", "--limit", "256", "--timesteps", "20"]
+    assert train.main(argv + ["--data-dir", str(fake_data_dir), "--out", str(out), "--n-samples", "4"]) == 0
+    for name in RUN_FILES:
+        assert (out / name).is_file(), name
+    denoiser, schedule, config = checkpoint.load_run(out)
+    assert config.model == model and schedule.name == "cosine" and schedule.timesteps == 20
+    assert config.scaling == "minus_one_one"

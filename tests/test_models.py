@@ -28,3 +28,41 @@ def test_unknown_model_name():
         build_model("gan")
     with pytest.raises(ValueError, match="bad arguments for model 'mlp_seed'"):
         build_model("mlp_seed", widths=3)
+
+
+def test_sinusoidal_embedding_matches_the_formula():
+    from keras_diffusion.models.embeddings import SinusoidalEmbedding
+
+    t = np.array([0, 1, 17, 199])
+    emb = np.asarray(SinusoidalEmbedding(8)(t))
+    assert emb.shape == (4, 8) and emb.dtype == np.float32
+    freqs = 10000.0 ** (-np.arange(4) / 4)  # ω_i = 10000^(−i/(d/2))
+    np.testing.assert_allclose(emb[:, :4], np.sin(t[:, None] * freqs), atol=1e-5)
+    np.testing.assert_allclose(emb[:, 4:], np.cos(t[:, None] * freqs), atol=1e-5)
+    np.testing.assert_allclose(emb[:, :4] ** 2 + emb[:, 4:] ** 2, 1.0, atol=1e-5)  # sin² + cos² = 1
+    with pytest.raises(ValueError, match="dim must be an even integer"):
+        SinusoidalEmbedding(7)
+
+
+def test_embedding_layer_round_trips_its_config():
+    import keras
+
+    from keras_diffusion.models.embeddings import SinusoidalEmbedding
+
+    layer = SinusoidalEmbedding(16, max_period=500)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(clone, SinusoidalEmbedding) and clone.dim == 16 and clone.max_period == 500
+
+
+def test_unet_accepts_every_timestep():
+    model = build_model("unet", widths=(8, 16, 16), attention=True)
+    t = np.arange(200, dtype=np.int32)
+    out = np.asarray(model([np.zeros((200, 28, 28, 1), np.float32), t]))
+    assert out.shape == (200, 28, 28, 1) and np.all(np.isfinite(out))
+
+
+def test_unet_groups_adapt_to_widths_and_bad_shapes_are_refused():
+    model = build_model("unet", widths=(12, 20), groups=8)  # 8 divides neither: 6 and 5 groups are used
+    assert model([np.zeros((2, 28, 28, 1), np.float32), np.array([0, 5])]).shape == (2, 28, 28, 1)
+    with pytest.raises(ValueError, match="must be divisible by 2"):
+        build_model("unet", image_shape=(28, 28, 1), widths=(8, 8, 8, 8))

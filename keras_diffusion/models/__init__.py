@@ -4,11 +4,15 @@ Every denoiser is a Keras model called as ``denoiser([x_t, t])`` with x_t of
 shape (B, H, W, C) and integer t of shape (B,), and returns ε̂ shaped like x_t.
 """
 
-from keras_diffusion.models import mlp
+from keras_diffusion.models import mlp, unet
 
 # name -> (builder, training defaults the model was designed for)
 MODELS = {
-    "mlp_seed": (mlp.mlp_seed, dict(scaling="zero_one", schedule="linear", ema=0.0)),
+    # the classic demo's settings, kept as they were
+    "mlp_seed": (mlp.mlp_seed, dict(scaling="zero_one", schedule="linear", ema=0.0, epochs=5, batch_size=128, lr=1e-3)),
+    "mlp": (mlp.mlp, dict(scaling="minus_one_one", schedule="cosine", ema=0.999, epochs=10, batch_size=128, lr=1e-3)),
+    # sized so the default run fits in 20 minutes on a 2-core CPU (see README)
+    "unet": (unet.unet, dict(scaling="minus_one_one", schedule="cosine", ema=0.995, epochs=2, batch_size=64, lr=2e-3)),
 }
 
 
@@ -18,7 +22,7 @@ def model_names():
 
 
 def model_defaults(name):
-    """Training settings a model is meant for (data scaling, schedule, EMA)."""
+    """Training settings a model is meant for: scaling, schedule, EMA, epochs, batch size, lr."""
     _check_name(name)
     return dict(MODELS[name][1])
 

@@ -5,6 +5,8 @@ import math
 import keras
 from keras import layers, ops
 
+from keras_diffusion.models.embeddings import time_embedding
+
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
 class TimeScale(layers.Layer):
@@ -42,3 +44,24 @@ def mlp_seed(image_shape=(28, 28, 1), timesteps=200, hidden=512):
     h = layers.Dense(math.prod(image_shape))(h)  # (B, 784)
     eps_pred = layers.Reshape(image_shape)(h)  # (B, 28, 28, 1)
     return keras.Model([x_t, t], eps_pred, name="mlp_seed")
+
+
+def mlp(image_shape=(28, 28, 1), timesteps=200, hidden=512, blocks=3, emb_dim=128):
+    """The MLP with its flaws fixed where an MLP can: sinusoidal time in every block, residuals, norms.
+
+    Each block: h ← h + Dense(swish(Dense(LayerNorm(h)) + Dense(emb(t)))). The
+    embedding reaches every hidden layer instead of one input among 785.
+    ``timesteps`` is accepted for a uniform interface; the sinusoidal
+    embedding does not need it.
+    """
+    del timesteps
+    x_t = keras.Input(image_shape, name="x_t")
+    t = keras.Input((), dtype="int32", name="t")
+    emb = time_embedding(t, emb_dim)  # (B, 4·emb_dim)
+    h = layers.Dense(hidden)(layers.Flatten()(x_t))  # (B, hidden)
+    for _ in range(blocks):
+        u = layers.Dense(hidden)(layers.LayerNormalization()(h))
+        u = layers.Activation("swish")(u + layers.Dense(hidden)(emb))
+        h = h + layers.Dense(hidden)(u)  # (B, hidden)
+    h = layers.Dense(math.prod(image_shape))(layers.LayerNormalization()(h))
+    return keras.Model([x_t, t], layers.Reshape(image_shape)(h), name="mlp")

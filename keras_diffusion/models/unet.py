@@ -1,0 +1,80 @@
+"""A U-Net for 28x28 images: residual blocks with GroupNorm and swish, time in every block.
+
+28x28 → 14x14 → 7x7 and back, with skip connections at every level and
+optional self-attention at 7x7, after DDPM's U-Net (Ho et al. 2020, app. B)
+scaled down for Fashion-MNIST.
+"""
+
+import keras
+from keras import layers
+
+from keras_diffusion.models.embeddings import time_embedding
+
+
+def _groups(width, groups):
+    """GroupNormalization needs groups to divide the channels: use the largest divisor ≤ groups."""
+    return max(g for g in range(1, min(groups, width) + 1) if width % g == 0)
+
+
+def res_block(x, emb, width, groups):
+    """h = conv(swish(norm(x))) + Dense(emb); out = skip(x) + conv(swish(norm(h)))."""
+    h = layers.Conv2D(width, 3, padding="same")(layers.Activation("swish")(layers.GroupNormalization(_groups(x.shape[-1], groups))(x)))
+    h = h + layers.Reshape((1, 1, width))(layers.Dense(width)(emb))  # time, broadcast over H, W
+    h = layers.Activation("swish")(layers.GroupNormalization(_groups(width, groups))(h))
+    h = layers.Conv2D(width, 3, padding="same")(h)
+    skip = x if x.shape[-1] == width else layers.Conv2D(width, 1)(x)
+    return skip + h
+
+
+def attention_block(x, groups, heads=4):
+    """Self-attention over all positions (49 at 7x7), residual."""
+    height, width, channels = x.shape[1:]
+    h = layers.GroupNormalization(_groups(channels, groups))(x)
+    h = layers.Reshape((height * width, channels))(h)  # (B, HW, C)
+    h = layers.MultiHeadAttention(heads, max(channels // heads, 1))(h, h)
+    return x + layers.Reshape((height, width, channels))(h)
+
+
+def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, attention=True, groups=8):
+    """Build the U-Net denoiser.
+
+    Args:
+        image_shape: (H, W, C); H and W divisible by 2^(len(widths)−1).
+        timesteps: accepted for a uniform interface (the embedding does not need T).
+        widths: channels at each resolution, one level per entry.
+        blocks: residual blocks per level on the way down (one more on the way up).
+        attention: self-attention in the middle, at the lowest resolution.
+        groups: GroupNormalization groups (reduced to a divisor of each width).
+    """
+    del timesteps
+    widths = tuple(int(w) for w in widths)
+    levels = len(widths)
+    if image_shape[0] % 2 ** (levels - 1) or image_shape[1] % 2 ** (levels - 1):
+        raise ValueError(f"image_shape {image_shape} must be divisible by 2^{levels - 1} for widths {widths}")
+    x_t = keras.Input(image_shape, name="x_t")
+    t = keras.Input((), dtype="int32", name="t")
+    emb = time_embedding(t, widths[0])  # (B, 4·widths[0])
+
+    x = layers.Conv2D(widths[0], 3, padding="same")(x_t)  # (B, 28, 28, w0)
+    skips = [x]
+    for level, width in enumerate(widths):
+        for _ in range(blocks):
+            x = res_block(x, emb, width, groups)
+            skips.append(x)
+        if level < levels - 1:
+            x = layers.Conv2D(width, 3, strides=2, padding="same")(x)  # 28→14→7
+            skips.append(x)
+    x = res_block(x, emb, widths[-1], groups)
+    if attention:
+        x = attention_block(x, groups)
+    x = res_block(x, emb, widths[-1], groups)
+    for level in reversed(range(levels)):
+        for _ in range(blocks + 1):
+            x = res_block(layers.Concatenate()([x, skips.pop()]), emb, widths[level], groups)
+        if level > 0:
+            x = layers.UpSampling2D(2)(x)  # 7→14→28
+            x = layers.Conv2D(widths[level - 1], 3, padding="same")(x)
+    x = layers.Activation("swish")(layers.GroupNormalization(_groups(widths[0], groups))(x))
+    # zero-initialised output: ε̂ starts at 0, so the loss starts at exactly E[ε²] = 1
+    eps_pred = layers.Conv2D(image_shape[-1], 3, padding="same", kernel_initializer="zeros")(x)
+    return keras.Model([x_t, t], eps_pred, name="unet")
