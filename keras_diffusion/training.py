@@ -120,12 +120,12 @@ def train(config=None, out=None, overwrite=False, resume=None, verbose=None):
         (run_dir, history dict of the epochs run by this call)
     """
     config, initial_epoch = _resolve(config, resume)
+    run_dir = checkpoint.new_run_dir(out, config.model, overwrite) if resume is None else pathlib.Path(resume)
     keras.utils.set_random_seed(config.seed + initial_epoch)
     images, _ = load_images(config.dataset, "train", config.data_dir, config.data_source, config.limit)
     # a resumed run must not replay the first epoch's order: the shuffle seed moves on with it
     dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed + initial_epoch)
     schedule, denoiser, model = build_training(config, images.shape[1:])
-    run_dir = checkpoint.new_run_dir(out, config.model, overwrite) if resume is None else pathlib.Path(resume)
     checkpoint.save_config(run_dir, config, schedule, images.shape[1:])
     if initial_epoch:
         checkpoint.load_state(run_dir, model)
