@@ -150,3 +150,12 @@ def plot_schedules(schedules, path=None):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+def ladder_figure(labels, grids, path=None):
+    """One row of samples per rung of the ladder, labelled: the whole story in one picture."""
+    fig = _grid([list(grid) for grid in grids], scale=0.9)
+    for row, label in enumerate(labels):
+        ax = fig.axes[row * len(grids[0])]
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    return _finish(fig, path)

@@ -66,3 +66,12 @@ def test_unet_groups_adapt_to_widths_and_bad_shapes_are_refused():
     assert model([np.zeros((2, 28, 28, 1), np.float32), np.array([0, 5])]).shape == (2, 28, 28, 1)
     with pytest.raises(ValueError, match="must be divisible by 2"):
         build_model("unet", image_shape=(28, 28, 1), widths=(8, 8, 8, 8))
+
+
+def test_mlp_seed_time_embedding_switch():
+    model = build_model("mlp_seed", time_embedding="sinusoidal")
+    x = np.zeros((3, 28, 28, 1), np.float32)
+    assert model([x, np.array([0, 1, 199])]).shape == (3, 28, 28, 1)
+    assert any(layer.__class__.__name__ == "SinusoidalEmbedding" for layer in model.layers)
+    with pytest.raises(ValueError, match="time_embedding must be one of t_over_T, sinusoidal"):
+        build_model("mlp_seed", time_embedding="learned")

@@ -5,7 +5,9 @@ import math
 import keras
 from keras import layers, ops
 
-from keras_diffusion.models.embeddings import time_embedding
+from keras_diffusion.models.embeddings import time_embedding as embed_time
+
+TIME_EMBEDDINGS = ("t_over_T", "sinusoidal")
 
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
@@ -30,15 +32,20 @@ class TimeScale(layers.Layer):
         return {**super().get_config(), "timesteps": self.timesteps}
 
 
-def mlp_seed(image_shape=(28, 28, 1), timesteps=200, hidden=512):
+def mlp_seed(image_shape=(28, 28, 1), timesteps=200, hidden=512, time_embedding="t_over_T", emb_dim=32):
     """The classic demo, exactly: flatten ⊕ t/T → Dense 512 relu → Dense 512 relu → Dense 784.
 
     It ignores image structure and sees time only as one number in [0, 1):
-    the tutorials fix both.
+    the tutorials fix both. ``time_embedding="sinusoidal"`` is the one switch
+    that swaps t/T for ``SinusoidalEmbedding(emb_dim)`` plus a small MLP,
+    leaving the rest of the demo as it was.
     """
+    if time_embedding not in TIME_EMBEDDINGS:
+        raise ValueError(f"time_embedding must be one of {', '.join(TIME_EMBEDDINGS)}; got {time_embedding!r}")
     x_t = keras.Input(image_shape, name="x_t")
     t = keras.Input((), dtype="int32", name="t")
-    h = layers.Concatenate()([layers.Flatten()(x_t), TimeScale(timesteps)(t)])  # (B, 785)
+    time = TimeScale(timesteps)(t) if time_embedding == "t_over_T" else embed_time(t, emb_dim)  # (B, 1) or (B, 4·emb_dim)
+    h = layers.Concatenate()([layers.Flatten()(x_t), time])  # (B, 785) for t/T
     h = layers.Dense(hidden, activation="relu")(h)
     h = layers.Dense(hidden, activation="relu")(h)
     h = layers.Dense(math.prod(image_shape))(h)  # (B, 784)
@@ -57,7 +64,7 @@ def mlp(image_shape=(28, 28, 1), timesteps=200, hidden=512, blocks=3, emb_dim=12
     del timesteps
     x_t = keras.Input(image_shape, name="x_t")
     t = keras.Input((), dtype="int32", name="t")
-    emb = time_embedding(t, emb_dim)  # (B, 4·emb_dim)
+    emb = embed_time(t, emb_dim)  # (B, 4·emb_dim)
     h = layers.Dense(hidden)(layers.Flatten()(x_t))  # (B, hidden)
     for _ in range(blocks):
         u = layers.Dense(hidden)(layers.LayerNormalization()(h))

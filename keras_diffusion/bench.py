@@ -1,0 +1,163 @@
+"""Benchmarks: the model ladder side by side (same data, seed and epochs).
+
+    python -m keras_diffusion.bench ladder --epochs 2 --json ladder.json --figure assets/ladder.png
+
+Speed goals are measured here, never asserted in tests.
+"""
+
+import json
+import pathlib
+import platform
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+from keras_diffusion import cli
+from keras_diffusion.config import TrainConfig
+from keras_diffusion.data import load_images, make_dataset, to_uint8
+from keras_diffusion.plotting import ladder_figure
+from keras_diffusion.reverse import sample
+from keras_diffusion.training import build_training
+
+EXAMPLES = [
+    "python -m keras_diffusion.bench ladder                  # every rung, 2 epochs each",
+    "python -m keras_diffusion.bench ladder --epochs 1 --limit 6000 --quick",
+    "python -m keras_diffusion.bench ladder --json ladder.json --figure assets/ladder.png",
+]
+
+# (label, model, model kwargs, settings): each rung fixes one more flaw of the classic demo
+RUNGS = [
+    ("mlp_seed: the classic demo", "mlp_seed", {}, dict(scaling="zero_one", schedule="linear")),
+    ("+ data in [-1, 1]", "mlp_seed", {}, dict(scaling="minus_one_one", schedule="linear")),
+    ("+ cosine schedule", "mlp_seed", {}, dict(scaling="minus_one_one", schedule="cosine")),
+    ("+ sinusoidal time", "mlp_seed", {"time_embedding": "sinusoidal"}, dict(scaling="minus_one_one", schedule="cosine")),
+    ("mlp: time in every block", "mlp", {}, {}),
+    ("unet", "unet", {}, {}),
+]
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of every epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.start)
+
+
+def _time(fn, repeat=1):
+    fn()  # warm-up: tracing and compilation are not what we measure
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat
+
+
+def bench_rung(label, model, model_kwargs, settings, args):
+    """Train one rung with the shared budget; measure its speed and keep 8 samples."""
+    config = TrainConfig(model=model, model_kwargs=model_kwargs, epochs=args.epochs, seed=args.seed, limit=args.limit, **settings)
+    config = config.resolved()
+    images, _ = load_images(config.dataset, "train", args.data_dir, limit=config.limit)
+    dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed)
+    schedule, denoiser, diffusion = build_training(config, images.shape[1:])
+    timer = EpochTimer()
+    history = diffusion.fit(dataset, epochs=config.epochs, callbacks=[timer], verbose=0, shuffle=False).history
+    steps_per_epoch = len(images) // config.batch_size
+    # the first epoch pays for tracing: use the last one
+    epoch_seconds = timer.times[-1]
+    n = args.sample_batch
+    ddpm = _time(lambda: sample(denoiser, schedule, n, seed=0))
+    ddim = _time(lambda: sample(denoiser, schedule, n, sampler="ddim", steps=min(50, schedule.timesteps), seed=0))
+    grid = sample(denoiser, schedule, 8, seed=args.seed)
+    row = {
+        "rung": label,
+        "model": model,
+        "model_kwargs": model_kwargs,
+        "scaling": config.scaling,
+        "schedule": config.schedule,
+        "parameters": int(denoiser.count_params()),
+        "batch_size": config.batch_size,
+        "train_images_per_s": steps_per_epoch * config.batch_size / epoch_seconds,
+        "seconds_per_epoch": epoch_seconds * 60000 / len(images),
+        "final_loss": float(history["loss"][-1]),
+        "sample_ddpm_images_per_s": n / ddpm,
+        "sample_ddim50_images_per_s": n / ddim,
+    }
+    return row, to_uint8(grid, config.scaling)
+
+
+def ladder(args):
+    """Train every rung with the same data, seed and epochs; print a table; save JSON and the figure."""
+    rows, grids = [], []
+    for label, model, kwargs, settings in RUNGS:
+        if args.only and model not in args.only:
+            continue
+        print(f"-- {label}", flush=True)
+        row, grid = bench_rung(label, model, kwargs, settings, args)
+        print("   " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("rung", "model_kwargs")), flush=True)
+        rows.append(row)
+        grids.append(grid)
+    print()
+    print(markdown_table(rows))
+    meta = {
+        "command": "python -m keras_diffusion.bench " + " ".join(sys.argv[1:]),
+        "device": tf.config.list_physical_devices("GPU") and "GPU" or f"CPU ({platform.processor() or platform.machine()})",
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "seed": args.seed,
+    }
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+    if args.figure:
+        ladder_figure([r["rung"] for r in rows], grids, path=args.figure)
+    return 0
+
+
+def _fmt(value):
+    return f"{value:,.3g}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(rows):
+    """The README's ladder table."""
+    head = "| rung | parameters | train images/s | s/epoch (60k) | final loss | DDPM images/s | DDIM-50 images/s |"
+    lines = [head, "|" + "---|" * 7]
+    for r in rows:
+        lines.append(
+            f"| {r['rung']} | {r['parameters']:,} | {r['train_images_per_s']:,.0f} | {r['seconds_per_epoch']:,.0f} "
+            f"| {r['final_loss']:.4f} | {r['sample_ddpm_images_per_s']:,.1f} | {r['sample_ddim50_images_per_s']:,.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = cli.Parser("keras_diffusion.bench", __doc__.strip().splitlines()[0], EXAMPLES)
+    parser.add_argument("what", choices=["ladder"], help="which benchmark")
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs for every rung (default: 2)")
+    parser.add_argument("--limit", type=int, help="train on the first N images only")
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything (default: 0)")
+    parser.add_argument("--data-dir", help="folder with the four IDX files")
+    parser.add_argument("--sample-batch", type=int, default=64, help="images per timed sampling call (default: 64)")
+    parser.add_argument("--only", nargs="+", help="benchmark only these model names")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--figure", help="write the samples of every rung, one row each, here")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "sample_batch"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    return ladder(args)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
