@@ -19,7 +19,7 @@ from keras_diffusion.config import TrainConfig
 from keras_diffusion.data import load_images, make_dataset, to_uint8
 from keras_diffusion.plotting import ladder_figure
 from keras_diffusion.reverse import sample
-from keras_diffusion.training import build_training
+from keras_diffusion.training import build_training, sampling_clip
 
 EXAMPLES = [
     "python -m keras_diffusion.bench ladder                  # every rung, 2 epochs each",
@@ -72,9 +72,10 @@ def bench_rung(label, model, model_kwargs, settings, args):
     # the first epoch pays for tracing: use the last one
     epoch_seconds = timer.times[-1]
     n = args.sample_batch
-    ddpm = _time(lambda: sample(denoiser, schedule, n, seed=0))
-    ddim = _time(lambda: sample(denoiser, schedule, n, sampler="ddim", steps=min(50, schedule.timesteps), seed=0))
-    grid = sample(denoiser, schedule, 8, seed=args.seed)
+    clip = sampling_clip(config)
+    ddpm = _time(lambda: sample(denoiser, schedule, n, seed=0, clip=clip))
+    ddim = _time(lambda: sample(denoiser, schedule, n, sampler="ddim", steps=min(50, schedule.timesteps), seed=0, clip=clip))
+    grid = sample(denoiser, schedule, 8, seed=args.seed, clip=clip)
     row = {
         "rung": label,
         "model": model,

@@ -2,8 +2,11 @@
 
 import argparse
 import sys
+import warnings
 
+IO_ERROR = 1
 USAGE_ERROR = 2
+INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 
 
 class UsageError(ValueError):
@@ -30,20 +33,43 @@ def run(main, argv=None):
     """Call ``main(argv)``; turn bad input (ValueError and its kin) into one line and exit code 2.
 
     The package's own errors (``UsageError``, ``RunError``, ``DataError``)
-    are ValueErrors whose message already says what to do.
+    are ValueErrors whose message already says what to do. A file that cannot
+    be read or written (OSError) exits with 1, Ctrl-C with 130, and errors
+    that carry an ``exit_code`` (a diverged run) with theirs. ``--debug``
+    shows the traceback instead. The package's warnings print as one line.
     """
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        return main(argv)
-    except ValueError as error:
-        if debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    except Exception as error:
-        # errors that carry their own exit code: Ctrl-C (130), a diverged run (1)
-        code = getattr(error, "exit_code", None)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return main(argv)
+    except BaseException as error:
+        code = _exit_code(error)
         if code is None or debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}" if str(error) else "interrupted", file=sys.stderr)
         return code
+
+
+def _exit_code(error):
+    """The exit code for an error reported in one line, or None for a bug (traceback)."""
+    if getattr(error, "exit_code", None) is not None:
+        return error.exit_code  # Ctrl-C in training (130), a diverged run (1)
+    if isinstance(error, ValueError):
+        return USAGE_ERROR
+    if isinstance(error, OSError):
+        return IO_ERROR  # a file that cannot be read or written: disk full, no permission
+    if isinstance(error, KeyboardInterrupt):
+        return INTERRUPTED
+    return None
+
+
+def _one_line_warnings(show):
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        # the package's own warnings are written for the reader: no path, no source line
+        if category.__module__.startswith("keras_diffusion"):
+            print(f"warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning

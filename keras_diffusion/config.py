@@ -7,12 +7,14 @@ of options to keep in sync.
 
 import argparse
 import dataclasses
+import inspect
 import json
+import math
 import typing
 
 from keras_diffusion.data import DATASETS, SCALINGS, SOURCES
-from keras_diffusion.models import model_defaults, model_names
-from keras_diffusion.schedule import SCHEDULES
+from keras_diffusion.models import MODELS, model_defaults, model_names
+from keras_diffusion.schedule import SCHEDULES, NoiseSchedule
 
 
 def _field(default, help, choices=None):
@@ -38,9 +40,15 @@ class TrainConfig:
     limit: int = _field(None, "train on the first N images only (quick runs)")
     seed: int = _field(0, "seed of data order, weights, noise and samples")
     n_samples: int = _field(64, "images in the sample grid drawn after training")
+    clip: bool = _field(None, "clip the predicted x0 to the data range while sampling (default: the model's)")
+    xla: bool = _field(None, "compile the training step with XLA (default: the model's)")
+    deterministic: bool = _field(False, "turn on TensorFlow op determinism: identical runs, a little slower")
 
     def resolved(self):
         """A copy with the model's defaults filled in and every value checked."""
+        # checked before the model's defaults are looked up, so a bad name or type is named as such
+        _check_types(dataclasses.asdict(self))
+        _check_choices(self)
         defaults = model_defaults(self.model)
         filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         config = dataclasses.replace(self, **filled, model_kwargs=dict(self.model_kwargs or {}))
@@ -49,20 +57,21 @@ class TrainConfig:
 
     def validate(self):
         """Raise ValueError naming the first field that is out of range."""
+        _check_types(dataclasses.asdict(self))
+        _check_choices(self)
         for name in ("epochs", "batch_size", "timesteps", "n_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if self.ema is not None and not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
-        for field in dataclasses.fields(self):
-            choices = field.metadata.get("choices")
-            value = getattr(self, field.name)
-            if choices and value is not None and value not in choices:
-                raise ValueError(f"{field.name} must be one of {', '.join(choices)}; got {value!r}")
+        if self.schedule not in (None, "cosine"):
+            # bad betas fail here, before the data is loaded (the schedule is only T numbers)
+            NoiseSchedule.from_name(self.schedule, self.timesteps, beta_start=self.beta_start, beta_end=self.beta_end)
+        _check_model_kwargs(self.model, self.model_kwargs)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -74,13 +83,20 @@ class TrainConfig:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
-        hints = typing.get_type_hints(cls)
-        for key, value in values.items():
-            expected = hints[key]
-            ok = value is None or isinstance(value, expected) or (expected is float and isinstance(value, int))
-            if not ok or isinstance(value, bool):
-                raise ValueError(f"config key {key!r} must be {expected.__name__}, got {value!r}")
+        _check_types(values, cls)
         return cls(**values)
+
+
+def apply_determinism(config):
+    """Turn on TensorFlow's op determinism when ``config.deterministic`` is set.
+
+    With the seeds set, two runs then give the same losses and weights, on a
+    GPU too, at some cost in speed. It stays on for the rest of the process.
+    """
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def add_arguments(parser, cls=TrainConfig):
@@ -88,10 +104,16 @@ def add_arguments(parser, cls=TrainConfig):
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         kind = hints[field.name]
+        flag = "--" + field.name.replace("_", "-")
+        if kind is bool:
+            # False by default: a plain switch; None (the model decides): --flag / --no-flag
+            action = "store_true" if field.default is False else argparse.BooleanOptionalAction
+            parser.add_argument(flag, action=action, default=field.default, help=field.metadata["help"])
+            continue
         parse = _json_dict if kind is dict else kind
         metavar = "JSON" if kind is dict else None
         parser.add_argument(
-            "--" + field.name.replace("_", "-"),
+            flag,
             type=parse,
             default=field.default,
             choices=field.metadata.get("choices"),
@@ -103,6 +125,42 @@ def add_arguments(parser, cls=TrainConfig):
 def from_arguments(args, cls=TrainConfig):
     """The dataclass built from parsed argparse arguments."""
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def _check_types(values, cls=TrainConfig):
+    """Raise ValueError naming the first key whose value has the wrong type (None only where it is the default)."""
+    hints = typing.get_type_hints(cls)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        expected = hints[key]
+        if value is None:
+            ok = defaults[key] is None
+        elif isinstance(value, bool):
+            ok = expected is bool  # bool is an int to Python, but true is not a number of epochs
+        else:
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+        if not ok:
+            raise ValueError(f"config key {key!r} must be {expected.__name__}, got {value!r}")
+
+
+def _check_choices(config):
+    for field in dataclasses.fields(config):
+        choices = field.metadata.get("choices")
+        value = getattr(config, field.name)
+        if choices and value is not None and value not in choices:
+            raise ValueError(f"{field.name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_model_kwargs(model, kwargs):
+    """Refuse model_kwargs the builder does not take, before any data is loaded."""
+    params = inspect.signature(MODELS[model][0]).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    # image_shape and timesteps come from the data and the config, not from model_kwargs
+    allowed = [name for name in params if name not in ("image_shape", "timesteps")]
+    for key in kwargs or {}:
+        if key not in allowed:
+            raise ValueError(f"model_kwargs: model {model!r} has no argument {key!r}; it takes {', '.join(allowed)}")
 
 
 def _json_dict(text):

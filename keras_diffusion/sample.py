@@ -3,11 +3,10 @@
     python -m keras_diffusion.sample --run runs/mlp_seed --n 64 --out samples.png --npz samples.npz
 """
 
+import argparse
 import pathlib
 import sys
 import time
-
-import numpy as np
 
 from keras_diffusion import cli
 
@@ -31,7 +30,9 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, help="DDIM steps, at most T (default: T)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 like DDPM (default: 0)")
     parser.add_argument("--variance", default="beta", choices=VARIANCES, help="DDPM sigma_t^2 (default: beta)")
-    parser.add_argument("--clip", action="store_true", help="clip the predicted x0 to the data range at each step")
+    parser.add_argument(
+        "--clip", action=argparse.BooleanOptionalAction, help="clip the predicted x0 to the data range at each step (default: as the run)"
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="images per compiled call (default: 256)")
     args = parser.parse_args(argv)
     for name in ("n", "batch_size"):
@@ -39,10 +40,16 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.steps is not None and args.sampler == "ddpm":
         parser.error("--steps needs --sampler ddim (DDPM always takes all T steps)")
-    if args.eta < 0:
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    if not args.eta >= 0:
         parser.error(f"--eta must be >= 0, got {args.eta}")
     if args.out is None and args.npz is None:
         args.out = "samples.png"
+    for flag, path in (("--out", args.out), ("--npz", args.npz)):
+        # fail now, not after minutes of sampling
+        if path is not None and not pathlib.Path(path).resolve().parent.is_dir():
+            parser.error(f"{flag} {path}: folder {pathlib.Path(path).parent} does not exist")
     return args
 
 
@@ -52,7 +59,7 @@ def main(argv=None):
     from keras_diffusion.data import to_uint8
     from keras_diffusion.plotting import plot_samples
     from keras_diffusion.reverse import sample
-    from keras_diffusion.training import clip_range
+    from keras_diffusion.training import clip_range, sampling_clip
 
     denoiser, schedule, config = load_run(args.run)
     if args.steps is not None and args.steps > schedule.timesteps:
@@ -67,7 +74,7 @@ def main(argv=None):
         eta=args.eta,
         seed=args.seed,
         variance=args.variance,
-        clip=clip_range(config.scaling) if args.clip else None,
+        clip=sampling_clip(config) if args.clip is None else (clip_range(config.scaling) if args.clip else None),
         batch_size=args.batch_size,
     )
     seconds = time.time() - start

@@ -15,6 +15,7 @@ EXAMPLES = [
     "python -m keras_diffusion.train --limit 512 --epochs 1  # a quick smoke test",
     "python -m keras_diffusion.train --model mlp --schedule cosine --scaling minus_one_one",
     "python -m keras_diffusion.train --resume runs/unet --epochs 30   # continue a run",
+    "python -m keras_diffusion.train --model mlp --deterministic      # bit-identical reruns",
 ]
 
 

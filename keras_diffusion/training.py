@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_diffusion import checkpoint, plotting
+from keras_diffusion.config import apply_determinism
 from keras_diffusion.data import load_images, make_dataset, scale_images
 from keras_diffusion.diffusion import DiffusionModel
 from keras_diffusion.reverse import sample
@@ -44,6 +45,16 @@ def make_schedule(config):
 def clip_range(scaling):
     """The data range, to clip x̂_0 into while sampling."""
     return (0.0, 1.0) if scaling == "zero_one" else (-1.0, 1.0)
+
+
+def sampling_clip(config):
+    """The clip argument of ``sample`` for a run: its data range when ``config.clip``, else None.
+
+    Clipping x̂_0 is what keeps the first reverse steps of a cosine schedule
+    stable: there sqrt(ᾱ_t) is about 2e-4, so an error in ε̂ is blown up
+    thousands of times in x̂_0 (DDPM's reference code clips too).
+    """
+    return clip_range(config.scaling) if config.clip else None
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -90,7 +101,10 @@ def build_training(config, image_shape):
     schedule = make_schedule(config)
     denoiser = checkpoint.build_denoiser(config, image_shape)
     model = DiffusionModel(denoiser, schedule, seed=config.seed)
-    model.compile(optimizer=keras.optimizers.Adam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99))
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99),
+        jit_compile=config.xla,
+    )
     # create the optimizer's slots now, so that a saved state can be loaded into them
     model.optimizer.build(denoiser.trainable_variables)
     return schedule, denoiser, model
@@ -120,6 +134,7 @@ def train(config=None, out=None, overwrite=False, resume=None, verbose=None):
         (run_dir, history dict of the epochs run by this call)
     """
     config, initial_epoch = _resolve(config, resume)
+    apply_determinism(config)  # before any op runs
     run_dir = checkpoint.new_run_dir(out, config.model, overwrite) if resume is None else pathlib.Path(resume)
     keras.utils.set_random_seed(config.seed + initial_epoch)
     images, _ = load_images(config.dataset, "train", config.data_dir, config.data_source, config.limit)
@@ -164,10 +179,11 @@ def make_figures(run_dir, denoiser, schedule, config, images):
     run_dir = pathlib.Path(run_dir)
     x0 = np.asarray(scale_images(images[:4], config.scaling))
     kwargs = dict(scaling=config.scaling, seed=config.seed)
-    plotting.plot_classic(denoiser, schedule, x0[0], path=run_dir / "classic.png", **kwargs)
+    clip = sampling_clip(config)
+    plotting.plot_classic(denoiser, schedule, x0[0], path=run_dir / "classic.png", clip=clip, **kwargs)
     plotting.plot_forward_grid(schedule, x0, path=run_dir / "forward_grid.png", **kwargs)
-    plotting.plot_reverse_grid(denoiser, schedule, n=4, path=run_dir / "reverse_grid.png", **kwargs)
-    samples = sample(denoiser, schedule, config.n_samples, seed=config.seed)
+    plotting.plot_reverse_grid(denoiser, schedule, n=4, path=run_dir / "reverse_grid.png", clip=clip, **kwargs)
+    samples = sample(denoiser, schedule, config.n_samples, seed=config.seed, clip=clip)
     plotting.plot_samples(samples, config.scaling, title=f"{config.model}: {len(samples)} samples", path=run_dir / "samples.png")
     history = run_dir / checkpoint.HISTORY
     if history.exists() and history.stat().st_size:
