@@ -11,6 +11,7 @@ import io
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from keras_diffusion.data import to_uint8
 from keras_diffusion.forward import forward_snapshots
@@ -128,6 +129,7 @@ def plot_loss(history, path=None, title="training loss"):
     if "fid" in history:
         ax.plot([e + 1 for e in epochs], history["fid"], marker="s", label="FID")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("MSE on ε")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -82,7 +82,7 @@ class NoiseSchedule:
 
         This is improved-diffusion's ``get_named_beta_schedule("linear")``
         (Nichol & Dhariwal 2021, https://arxiv.org/abs/2102.09672): at T=200
-        the betas run 5e-4..0.1 and ᾱ_T ≈ 4e-5.
+        the betas run 5e-4..0.1 and ᾱ_T ≈ 3e-5.
         """
         _check_timesteps(timesteps)
         scale = 1000.0 / timesteps
