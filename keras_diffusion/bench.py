@@ -1,11 +1,13 @@
-"""Benchmarks: the model ladder side by side (same data, seed and epochs).
+"""Benchmarks: sampling and training speed against the classic loop, and the model ladder.
 
+    python -m keras_diffusion.bench speed --json speed.json
     python -m keras_diffusion.bench ladder --epochs 2 --json ladder.json --figure assets/ladder.png
 
 Speed goals are measured here, never asserted in tests.
 """
 
 import json
+import os
 import pathlib
 import platform
 import sys
@@ -22,8 +24,9 @@ from keras_diffusion.reverse import sample
 from keras_diffusion.training import build_training, sampling_clip
 
 EXAMPLES = [
+    "python -m keras_diffusion.bench speed                   # classic loop vs the package",
     "python -m keras_diffusion.bench ladder                  # every rung, 2 epochs each",
-    "python -m keras_diffusion.bench ladder --epochs 1 --limit 6000 --quick",
+    "python -m keras_diffusion.bench ladder --epochs 1 --limit 6000 --only mlp_seed mlp",
     "python -m keras_diffusion.bench ladder --json ladder.json --figure assets/ladder.png",
 ]
 
@@ -106,19 +109,25 @@ def ladder(args):
         grids.append(grid)
     print()
     print(markdown_table(rows))
-    meta = {
-        "command": "python -m keras_diffusion.bench " + " ".join(sys.argv[1:]),
-        "device": tf.config.list_physical_devices("GPU") and "GPU" or f"CPU ({platform.processor() or platform.machine()})",
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-        "epochs": args.epochs,
-        "limit": args.limit,
-        "seed": args.seed,
-    }
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+        write_results(args.json, {"epochs": args.epochs, "limit": args.limit, "seed": args.seed, "rows": rows})
     if args.figure:
         ladder_figure([r["rung"] for r in rows], grids, path=args.figure)
     return 0
+
+
+def environment():
+    """The device, versions and command, stored with every result."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "command": "python -m keras_diffusion.bench " + " ".join(sys.argv[1:]),
+        "device": f"{len(gpus)} GPU(s)" if gpus else f"CPU ({platform.machine()}, {os.cpu_count()} cores)",
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+    }
+
+
+def write_results(path, results):
+    pathlib.Path(path).write_text(json.dumps({**environment(), **results}, indent=2) + "\n")
 
 
 def _fmt(value):
@@ -139,13 +148,14 @@ def markdown_table(rows):
 
 def parse_args(argv=None):
     parser = cli.Parser("keras_diffusion.bench", __doc__.strip().splitlines()[0], EXAMPLES)
-    parser.add_argument("what", choices=["ladder"], help="which benchmark")
+    parser.add_argument("what", choices=["speed", "ladder"], help="which benchmark")
     parser.add_argument("--epochs", type=int, default=2, help="training epochs for every rung (default: 2)")
     parser.add_argument("--limit", type=int, help="train on the first N images only")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything (default: 0)")
     parser.add_argument("--data-dir", help="folder with the four IDX files")
     parser.add_argument("--sample-batch", type=int, default=64, help="images per timed sampling call (default: 64)")
-    parser.add_argument("--only", nargs="+", help="benchmark only these model names")
+    parser.add_argument("--only", nargs="+", help="ladder: benchmark only these model names")
+    parser.add_argument("--quick", action="store_true", help="speed: fewer timed steps")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--figure", help="write the samples of every rung, one row each, here")
     args = parser.parse_args(argv)
@@ -157,6 +167,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.what == "speed":
+        from keras_diffusion.speed import speed
+
+        return speed(args)
     return ladder(args)
 
 
