@@ -13,6 +13,7 @@ import math
 import typing
 
 from keras_diffusion.data import DATASETS, SCALINGS, SOURCES
+from keras_diffusion.devices import STRATEGIES
 from keras_diffusion.models import MODELS, model_defaults, model_names
 from keras_diffusion.schedule import SCHEDULES, NoiseSchedule
 
@@ -26,7 +27,7 @@ class TrainConfig:
     model: str = _field("unet", "denoiser to train", model_names())
     model_kwargs: dict = _field(None, 'JSON of extra model arguments, e.g. \'{"hidden": 256}\'')
     epochs: int = _field(None, "passes over the training images (default: the model's)")
-    batch_size: int = _field(None, "images per training step (default: the model's)")
+    batch_size: int = _field(None, "images per training step, summed over all devices (default: the model's)")
     lr: float = _field(None, "Adam learning rate (default: the model's)")
     ema: float = _field(None, "EMA momentum of the weights (0 = off; default: the model's)")
     timesteps: int = _field(200, "T, the number of diffusion steps")
@@ -43,6 +44,12 @@ class TrainConfig:
     clip: bool = _field(None, "clip the predicted x0 to the data range while sampling (default: the model's)")
     xla: bool = _field(None, "compile the training step with XLA (default: the model's)")
     deterministic: bool = _field(False, "turn on TensorFlow op determinism: identical runs, a little slower")
+    steps_per_execution: int = _field(None, "training steps per compiled call: fewer trips through Python for small models (default: the model's)")
+    mixed_precision: bool = _field(False, "compute the denoiser in float16, for GPUs (loss and schedule stay float32)")
+    strategy: str = _field("default", "devices: default (one), mirrored (every local GPU), multiworker (machines in TF_CONFIG)", STRATEGIES)
+    fid_every: int = _field(0, "every K epochs, log the FID of fid_n DDIM-50 samples to history.csv (0 = off)")
+    fid_n: int = _field(256, "samples for --fid-every (more than 128: the classifier has 128 features)")
+    tensorboard: bool = _field(False, "also write the epoch logs (loss, FID) for TensorBoard to <run>/tensorboard")
 
     def resolved(self):
         """A copy with the model's defaults filled in and every value checked."""
@@ -50,6 +57,8 @@ class TrainConfig:
         _check_types(dataclasses.asdict(self))
         _check_choices(self)
         defaults = model_defaults(self.model)
+        if self.strategy != "default":
+            defaults["steps_per_execution"] = 1  # see validate
         filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         config = dataclasses.replace(self, **filled, model_kwargs=dict(self.model_kwargs or {}))
         config.validate()
@@ -59,9 +68,16 @@ class TrainConfig:
         """Raise ValueError naming the first field that is out of range."""
         _check_types(dataclasses.asdict(self))
         _check_choices(self)
-        for name in ("epochs", "batch_size", "timesteps", "n_samples"):
+        for name in ("epochs", "batch_size", "timesteps", "n_samples", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.strategy != "default" and self.steps_per_execution > 1:
+            # Keras 3.15 fails on several steps a call under tf.distribute (keras-team/keras#19246)
+            raise ValueError(f"steps_per_execution must be 1 with strategy {self.strategy!r}, got {self.steps_per_execution}")
+        if self.fid_every < 0:
+            raise ValueError(f"fid_every must be >= 0 (0 = off), got {self.fid_every}")
+        if self.fid_every and self.fid_n <= 128:
+            raise ValueError(f"fid_n must be > 128 (the FID classifier has 128 features), got {self.fid_n}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -2,11 +2,14 @@
 
 The classic loop is re-implemented here, clearly labelled, as the baseline:
 ``train_on_batch`` with NumPy noise, and one ``model.predict`` per reverse
-step for one image. The package trains with ``fit`` (noising inside the
-compiled step) and samples a whole batch in one ``tf.function``. The floor
-of sampling is T calls of the compiled denoiser on the same batch; the ratio
-to it is the loop's overhead.
+step for one image. The package trains as ``train`` does (``build_training``:
+the model's batch size, XLA setting and steps per compiled call; noising
+inside the compiled step) and samples a whole batch in one ``tf.function``.
+The floor of sampling is T calls of the compiled denoiser on the same batch;
+the ratio to it is the loop's overhead.
 """
+
+import dataclasses
 
 import resource
 import time
@@ -15,11 +18,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_diffusion.config import TrainConfig
 from keras_diffusion.data import load_images, make_dataset
-from keras_diffusion.diffusion import DiffusionModel
 from keras_diffusion.models import build_model
 from keras_diffusion.reverse import sample
 from keras_diffusion.schedule import NoiseSchedule
+from keras_diffusion.training import build_training
 
 
 def classic_train(model, schedule, x0, batch_size, steps, rng):
@@ -54,15 +58,18 @@ def classic_sample_seconds_per_image(model, schedule, rng, measured_steps=20):
     return (time.perf_counter() - start) / measured_steps * schedule.timesteps
 
 
-def package_train(model, schedule, x0_uint8, batch_size, steps, scaling, jit):
-    """The package's training: fit on a tf.data pipeline, noising inside the compiled step. Returns images/s."""
-    diffusion = DiffusionModel(model, schedule, seed=0)
-    diffusion.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit)
-    dataset = make_dataset(x0_uint8, batch_size, scaling, seed=0).repeat()
-    diffusion.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)  # warm-up: tracing
+def package_train(config, images, steps):
+    """The package's training, built as ``train`` builds it, on its tf.data pipeline. Returns (images/s, denoiser)."""
+    schedule, denoiser, diffusion = build_training(config, images.shape[1:])
+    dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed).repeat()
+    # warm-up: tracing and compilation are not what we measure
+    diffusion.fit(dataset, steps_per_epoch=max(3, config.steps_per_execution), epochs=1, verbose=0, shuffle=False)
+    before = int(diffusion.optimizer.iterations.numpy())
     start = time.perf_counter()
     diffusion.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    return steps * batch_size / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    # fit runs whole compiled calls, so it may take a few more steps than asked: count them
+    return (int(diffusion.optimizer.iterations.numpy()) - before) * config.batch_size / seconds, denoiser
 
 
 def sampling(model, schedule, n, jit=False, repeat=2):
@@ -95,26 +102,34 @@ def speed(args):
     steps = 30 if args.quick else 200
     n = args.sample_batch
     rows = {}
+    config = TrainConfig(model="mlp_seed", seed=args.seed).resolved()  # what train uses: batch 128, ...
+    batch, per_call = config.batch_size, config.steps_per_execution
     classic = build_model("mlp_seed")
-    rows["classic loop: mlp_seed train images/s (train_on_batch, batch 128)"] = classic_train(classic, schedule, x0, 128, steps, rng)
-    rows["classic loop: mlp_seed sample images/s (predict per step, 1 image)"] = 1 / classic_sample_seconds_per_image(classic, schedule, rng)
-    for jit in (False, True):
-        tag = " + XLA" if jit else ""
-        mlp = build_model("mlp_seed")
-        rows[f"package: mlp_seed train images/s (fit, batch 128){tag}"] = package_train(mlp, schedule, images, 128, steps, "zero_one", jit)
-        seconds, floor = sampling(mlp, schedule, n, jit)
+    classic_rows = (f"classic loop: mlp_seed train images/s (train_on_batch, batch {batch})", "classic loop: mlp_seed sample images/s (predict per step, 1 image)")
+    rows[classic_rows[0]] = classic_train(classic, schedule, x0, batch, steps, rng)
+    rows[classic_rows[1]] = 1 / classic_sample_seconds_per_image(classic, schedule, rng)
+    # one step a call is what fit did before steps_per_execution: the rows side by side show what it buys
+    rate, _ = package_train(dataclasses.replace(config, steps_per_execution=1), images, steps)
+    rows[f"package: mlp_seed train images/s (fit, batch {batch}, 1 step a call)"] = rate
+    for xla in (False, True):
+        tag = " + XLA" if xla else ""
+        rate, mlp = package_train(dataclasses.replace(config, xla=xla), images, steps)
+        rows[f"package: mlp_seed train images/s (fit, batch {batch}, {per_call} steps a call){tag}"] = rate
+        seconds, floor = sampling(mlp, schedule, n, xla)
         rows[f"package: mlp_seed sample images/s (batch {n}){tag}"] = n / seconds
         rows[f"package: mlp_seed sampling overhead vs T compiled calls{tag}"] = seconds / floor
-    unet = build_model("unet")
-    rows["package: unet train images/s (fit, batch 64) + XLA"] = package_train(unet, NoiseSchedule.cosine(200), images, 64, steps // 4, "minus_one_one", True)
+    unet_config = TrainConfig(model="unet", seed=args.seed).resolved()
+    rate, unet = package_train(unet_config, images, steps // 4)
+    rows[f"package: unet train images/s (fit, batch {unet_config.batch_size}){' + XLA' * unet_config.xla}"] = rate
     seconds, floor = sampling(unet, NoiseSchedule.cosine(200), n, repeat=1)
     rows[f"package: unet sample images/s (batch {n})"] = n / seconds
     rows[f"package: unet ms per denoiser call (batch {n})"] = floor / 200 * 1000
     rows["package: unet sampling overhead vs T compiled calls"] = seconds / floor
     rows["peak memory (RSS, MiB)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    classic_rate = rows["classic loop: mlp_seed sample images/s (predict per step, 1 image)"]
     best = max(rows[f"package: mlp_seed sample images/s (batch {n})"], rows[f"package: mlp_seed sample images/s (batch {n}) + XLA"])
-    rows["sampling speed-up over the classic loop (mlp_seed)"] = best / classic_rate
+    rows["sampling speed-up over the classic loop (mlp_seed)"] = best / rows[classic_rows[1]]
+    train_rate = rows[f"package: mlp_seed train images/s (fit, batch {batch}, {per_call} steps a call)"]
+    rows["training speed-up over the classic loop (mlp_seed)"] = train_rate / rows[classic_rows[0]]
     for name, value in rows.items():
         print(f"{name:75s} {value:12,.2f}")
     if args.json:

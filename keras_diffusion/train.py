@@ -16,6 +16,7 @@ EXAMPLES = [
     "python -m keras_diffusion.train --model mlp --schedule cosine --scaling minus_one_one",
     "python -m keras_diffusion.train --resume runs/unet --epochs 30   # continue a run",
     "python -m keras_diffusion.train --model mlp --deterministic      # bit-identical reruns",
+    "python -m keras_diffusion.train --strategy mirrored --mixed-precision  # every local GPU, float16",
 ]
 
 
@@ -47,6 +48,9 @@ def main(argv=None):
     run_dir, history = train(config, out=args.out, overwrite=args.overwrite, resume=args.resume)
     minutes = (time.time() - start) / 60
     loss = f"final loss {history['loss'][-1]:.4f}" if history.get("loss") else "no epochs left to run"
+    if run_dir is None:  # a worker of a cluster: the chief writes the run
+        print(f"done in {minutes:.1f} min: {loss}; the chief worker wrote the run directory")
+        return 0
     print(f"done in {minutes:.1f} min: {loss}; run directory {run_dir}")
     print(f"draw more samples: python -m keras_diffusion.sample --run {run_dir} --n 64 --out samples.png")
     return 0

@@ -8,14 +8,18 @@
 import dataclasses
 import math
 import pathlib
+import shutil
 import sys
+import tempfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_diffusion import checkpoint, plotting
 from keras_diffusion.config import apply_determinism
 from keras_diffusion.data import load_images, make_dataset, scale_images
+from keras_diffusion.devices import is_chief, make_strategy, precision
 from keras_diffusion.diffusion import DiffusionModel
 from keras_diffusion.reverse import sample
 from keras_diffusion.schedule import NoiseSchedule
@@ -73,6 +77,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.run_dir, self.stage, self.guard = pathlib.Path(run_dir), stage, guard
 
     def on_train_batch_end(self, batch, logs=None):
+        # with steps_per_execution > 1 this comes once per compiled call, but the loss it sees is
+        # the epoch's running mean, so a non-finite loss in any step of the call still shows here
         if self.stage == "state" and logs and not math.isfinite(float(logs.get("loss", 0.0))):
             self.guard["diverged"] = True
             self.model.stop_training = True
@@ -96,17 +102,31 @@ def _history_logger(run_dir, initial_epoch):
     return keras.callbacks.CSVLogger(str(path), append=bool(initial_epoch))
 
 
-def build_training(config, image_shape):
-    """The schedule, denoiser and compiled DiffusionModel a config describes, weights built."""
+def build_training(config, image_shape, strategy=None):
+    """The schedule, denoiser and compiled DiffusionModel a config describes, weights built.
+
+    Everything that owns variables is made inside ``strategy.scope()`` (the
+    current strategy when None), so that each replica gets a copy, and in
+    mixed_float16 when ``config.mixed_precision`` (the global policy is
+    restored on return).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
     schedule = make_schedule(config)
-    denoiser = checkpoint.build_denoiser(config, image_shape)
-    model = DiffusionModel(denoiser, schedule, seed=config.seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99),
-        jit_compile=config.xla,
-    )
-    # create the optimizer's slots now, so that a saved state can be loaded into them
-    model.optimizer.build(denoiser.trainable_variables)
+    with precision(config.mixed_precision), strategy.scope():
+        denoiser = checkpoint.build_denoiser(config, image_shape)
+        model = DiffusionModel(denoiser, schedule, seed=config.seed)
+        optimizer = keras.optimizers.Adam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99)
+        if config.mixed_precision:
+            # float16 gradients underflow to 0 without a loss scale; it also skips steps with inf gradients
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(
+            optimizer=optimizer,
+            # as Keras' own jit_compile="auto" does: no XLA under a tf.distribute strategy
+            jit_compile=config.xla and not tf.distribute.has_strategy(),
+            steps_per_execution=config.steps_per_execution,
+        )
+        # create the optimizer's slots now, so that a saved state can be loaded into them
+        model.optimizer.build(denoiser.trainable_variables)
     return schedule, denoiser, model
 
 
@@ -131,27 +151,42 @@ def train(config=None, out=None, overwrite=False, resume=None, verbose=None):
         verbose: Keras' fit verbosity (default: a progress bar on a terminal).
 
     Returns:
-        (run_dir, history dict of the epochs run by this call)
+        (run_dir, history dict of the epochs run by this call); run_dir is
+        None on the workers of a cluster other than the chief, which writes it.
     """
     config, initial_epoch = _resolve(config, resume)
+    strategy = make_strategy(config.strategy)  # first: a multi-worker strategy must start before any op runs
     apply_determinism(config)  # before any op runs
-    run_dir = checkpoint.new_run_dir(out, config.model, overwrite) if resume is None else pathlib.Path(resume)
+    chief = is_chief(strategy)
+    if not chief:  # on a cluster only the chief writes the run; the others write to a folder deleted after
+        run_dir = pathlib.Path(tempfile.mkdtemp(prefix="keras_diffusion-worker-"))
+    else:
+        run_dir = checkpoint.new_run_dir(out, config.model, overwrite) if resume is None else pathlib.Path(resume)
+    try:
+        history = _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose)
+    finally:
+        if not chief:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return (run_dir if chief else None), history
+
+
+def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
+    """``train`` once the run directory and the strategy are settled; returns the history."""
     keras.utils.set_random_seed(config.seed + initial_epoch)
     images, _ = load_images(config.dataset, "train", config.data_dir, config.data_source, config.limit)
-    # a resumed run must not replay the first epoch's order: the shuffle seed moves on with it
+    # a resumed run must not replay the first epoch's order: the shuffle seed moves on with it.
+    # batch_size is the global batch: under a strategy Keras splits each batch across the replicas
     dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed + initial_epoch)
-    schedule, denoiser, model = build_training(config, images.shape[1:])
+    schedule, denoiser, model = build_training(config, images.shape[1:], strategy)
     checkpoint.save_config(run_dir, config, schedule, images.shape[1:])
     if initial_epoch:
-        checkpoint.load_state(run_dir, model)
-        print(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
-    print(f"training {config.model} ({denoiser.count_params():,} parameters) on {len(images):,} images -> {run_dir}")
+        with strategy.scope():
+            checkpoint.load_state(resume, model)
+        print(f"resuming {resume} after epoch {initial_epoch} of {config.epochs}")
+    print(f"training {config.model} ({denoiser.count_params():,} parameters{_devices(config, strategy)}) on {len(images):,} images -> {run_dir}")
 
     guard = {"diverged": False}
-    callbacks = [_history_logger(run_dir, initial_epoch), RunCheckpoint(run_dir, "state", guard)]
-    # with EMA on, sampling uses the averaged weights: swap them in before those are saved
-    callbacks += [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema > 0 else []
-    callbacks += [RunCheckpoint(run_dir, "weights", guard)]
+    callbacks = _callbacks(run_dir, config, schedule, initial_epoch, guard)
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
     history = {}
     try:
@@ -170,8 +205,40 @@ def train(config=None, out=None, overwrite=False, resume=None, verbose=None):
             f"the loss became non-finite in epoch {checkpoint.read_state_epoch(run_dir) + 1}: training stopped and the "
             f"last good checkpoint in {run_dir} is kept. Try a smaller --lr."
         )
-    make_figures(run_dir, denoiser, schedule, config, images)
-    return run_dir, history
+    if chief:
+        make_figures(run_dir, denoiser, schedule, config, images)
+    return history
+
+
+def _callbacks(run_dir, config, schedule, initial_epoch, guard):
+    """FID, the loggers, then checkpoints and the NaN guard, in the order they must run.
+
+    The history row of an epoch is written before its state is saved, so a run
+    killed in between replays that epoch on resume instead of losing its row.
+    With EMA on, sampling uses the averaged weights: they are swapped in before
+    they are saved (and the FID callback scores them the same way).
+    """
+    callbacks = []
+    if config.fid_every:
+        from keras_diffusion.metrics import FIDCallback
+
+        clip = sampling_clip(config)
+        callbacks += [FIDCallback(schedule, config.scaling, config.fid_every, config.fid_n, clip=clip, seed=config.seed, data_dir=config.data_dir)]
+    if config.tensorboard:
+        try:
+            import tensorboard  # noqa: F401  (TensorFlow does not install it)
+        except ImportError:
+            raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+        callbacks += [keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0)]
+    callbacks += [_history_logger(run_dir, initial_epoch), RunCheckpoint(run_dir, "state", guard)]
+    callbacks += [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema > 0 else []
+    return callbacks + [RunCheckpoint(run_dir, "weights", guard)]
+
+
+def _devices(config, strategy):
+    """", 2 replicas, mixed_float16" for the start-up line; empty on one device in float32."""
+    replicas = strategy.num_replicas_in_sync
+    return (f", {replicas} replicas" if replicas > 1 else "") + (", mixed_float16" if config.mixed_precision else "")
 
 
 def make_figures(run_dir, denoiser, schedule, config, images):
