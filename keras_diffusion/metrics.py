@@ -36,8 +36,8 @@ WEIGHTS = "fashion_mnist_classifier.weights.h5"  # in keras_diffusion/weights/
 def build_classifier():
     """A small CNN for 28x28x1 uint8 images: features (128) -> 10 logits.
 
-    Two conv stages and a global average pool keep it small (about 160k
-    parameters, a 700 kB weights file) while reaching about 92 % test accuracy.
+    Two conv stages and a global average pool keep it small (158k parameters,
+    a 0.7 MB weights file) while reaching 91.8 % test accuracy.
     """
     inputs = keras.Input((28, 28, 1), name="images")  # uint8 values 0..255, any dtype
     x = keras.layers.Rescaling(1 / 255)(inputs)
@@ -141,10 +141,14 @@ def frechet_distance(mu1, cov1, mu2, cov2, eps=1e-6):
     if mu1.shape != mu2.shape or cov1.shape != cov2.shape or cov1.shape != (mu1.size, mu1.size):
         raise ValueError(f"shapes do not match: means {mu1.shape}, {mu2.shape}; covariances {cov1.shape}, {cov2.shape}")
     cov1, cov2 = (cov1 + cov1.T) / 2, (cov2 + cov2.T) / 2
-    root = scipy.linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(root).all():
-        offset = eps * np.eye(len(cov1))
-        root = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
+    with warnings.catch_warnings():
+        # singular covariances are common (ReLU features that are 0 on every image):
+        # sqrtm warns but is accurate, and a non-finite result takes the eps path below
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        root = scipy.linalg.sqrtm(cov1 @ cov2)
+        if not np.isfinite(root).all():
+            offset = eps * np.eye(len(cov1))
+            root = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
     if np.iscomplexobj(root):
         if not np.allclose(np.diagonal(root).imag, 0, atol=1e-3):
             raise ValueError(f"sqrtm gave a large imaginary part ({np.abs(root.imag).max():.3g}): check the features")
@@ -236,7 +240,8 @@ class Evaluator:
         images = _check_images(images)
         n = len(images)
         if n <= FEATURES:
-            raise ValueError(f"FID needs more images than features ({FEATURES}) for a full-rank covariance, got {n}: use n >= {FEATURES + 1}")
+            # fewer images than features: the covariance estimate is mostly noise
+            raise ValueError(f"FID needs more images than features ({FEATURES}), got {n}: use n >= {FEATURES + 1} (2000 is usual here)")
         features, labels = self.features(images)
         reference, _ = self.features(self.real_images("test", n))
         histogram = class_histogram(labels)
@@ -362,10 +367,11 @@ def bits_per_dim(denoiser, schedule, images, scaling="minus_one_one", batch_size
 class FIDCallback(keras.callbacks.Callback):
     """FID of ``n`` samples every ``every`` epochs, logged as ``fid`` (NaN in the other epochs).
 
-    Put it after ``SwapEMAWeights`` so that it scores the weights sampling uses,
-    and before ``CSVLogger`` / ``TensorBoard`` so that they write the value.
-    Sampling uses DDIM with ``steps`` steps to keep it cheap; compare its
-    values with each other, not with a full DDPM evaluation.
+    Put it before ``CSVLogger`` / ``TensorBoard`` so that they write the value.
+    When the optimizer keeps an EMA of the weights, the EMA weights (those that
+    sampling uses) are swapped in for the scoring and back after it. Sampling
+    uses DDIM with ``steps`` steps to keep it cheap; compare its values with
+    each other, not with a full DDPM evaluation.
     """
 
     def __init__(self, schedule, scaling, every=1, n=256, steps=50, clip=None, seed=0, data_dir=None):
@@ -388,5 +394,14 @@ class FIDCallback(keras.callbacks.Callback):
             return
         if self.evaluator is None:
             self.evaluator = Evaluator(data_dir=self.data_dir, seed=self.seed)
-        x = sample(self.model.denoiser, self.schedule, self.n, sampler="ddim", steps=self.steps, seed=self.seed, clip=self.clip)
+        # Keras' own swap (the one SwapEMAWeights uses), in place and strategy-aware
+        swapper = keras.callbacks.SwapEMAWeights() if getattr(self.model.optimizer, "use_ema", False) else None
+        if swapper is not None:
+            swapper.set_model(self.model)
+            swapper._swap_variables()
+        try:
+            x = sample(self.model.denoiser, self.schedule, self.n, sampler="ddim", steps=self.steps, seed=self.seed, clip=self.clip)
+        finally:
+            if swapper is not None:
+                swapper._swap_variables()
         logs["fid"] = self.evaluator.score(to_uint8(x, self.scaling))["fid"]

@@ -28,4 +28,4 @@ def make_idx_dir(folder, n_train=600, n_test=100, seed=0):
 @pytest.fixture(scope="session")
 def fake_data_dir(tmp_path_factory):
     """Synthetic IDX files: the command lines are tested without the real data set."""
-    return make_idx_dir(tmp_path_factory.mktemp("fake-fashion-mnist"))
+    return make_idx_dir(tmp_path_factory.mktemp("fake-fashion-mnist"), n_test=200)  # FID needs n > 128

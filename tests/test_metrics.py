@@ -199,3 +199,57 @@ def test_evaluate_bad_arguments_exit_2_with_one_line(argv, message):
     lines = [line for line in result.stderr.splitlines() if line.strip() and not _tensorflow_noise(line)]
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
+
+
+def test_fid_during_training_goes_to_history_and_tensorboard(fake_data_dir, tmp_path):
+    out = tmp_path / "fid_run"
+    argv = ["--model", "mlp", "--model-kwargs", '{"hidden": 32, "blocks": 1}', "--epochs", "2", "--limit", "256"]
+    argv += ["--timesteps", "20", "--n-samples", "2", "--data-dir", str(fake_data_dir), "--out", str(out)]
+    assert train.main(argv + ["--fid-every", "2", "--fid-n", "130", "--tensorboard"]) == 0
+    lines = (out / "history.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    fid = [row.split(",")[header.index("fid")] for row in lines[1:]]
+    assert fid[0] == "nan" and math.isfinite(float(fid[1])) and float(fid[1]) > 0  # only every 2nd epoch
+    assert any((out / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_fid_during_training_needs_enough_samples(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--fid-every", "1", "--fid-n", "64"])
+    assert exit_info.value.code == 2 and "fid_n must be > 128" in capsys.readouterr().err
+
+
+def test_the_fid_callback_scores_the_ema_weights_and_puts_the_raw_ones_back(eval_data_dir, monkeypatch):
+    import keras
+
+    from keras_diffusion.config import TrainConfig
+    from keras_diffusion.data import make_dataset
+    from keras_diffusion.training import build_training
+
+    config = TrainConfig(model="mlp", model_kwargs={"hidden": 16, "blocks": 1}, timesteps=10, epochs=1, ema=0.5, steps_per_execution=1).resolved()
+    images, _ = load_images("fashion_mnist", "train", eval_data_dir, limit=64)
+    schedule, denoiser, model = build_training(config, images.shape[1:])
+    seen = {}
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, key):
+            super().__init__()
+            self.key = key
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen[self.key] = denoiser.get_weights()[0].copy()
+            seen[self.key + " averages"] = [np.asarray(v) for v in model.optimizer.variables if v.path.endswith("_average")]
+
+    from keras_diffusion import reverse
+
+    draw = reverse.sample
+    monkeypatch.setattr(reverse, "sample", lambda *a, **k: (seen.setdefault("scored", denoiser.get_weights()[0].copy()), draw(*a, **k))[1])
+    fid = metrics.FIDCallback(schedule, config.scaling, n=130, steps=2, data_dir=eval_data_dir)
+    # 4 steps with EMA momentum 0.5: the average lags the weights
+    history = model.fit(make_dataset(images, 16, config.scaling), epochs=1, verbose=0, callbacks=[Record("before"), fid, Record("after")])
+    assert math.isfinite(history.history["fid"][0])
+    # the raw weights are back (Keras swaps by adding and subtracting: round-off of an ulp or so)
+    np.testing.assert_allclose(seen["after"], seen["before"], rtol=0, atol=1e-7)
+    assert not np.array_equal(seen["scored"], seen["before"])  # they were not what was scored ...
+    averages = [a for a in seen["before averages"] if a.shape == seen["scored"].shape]
+    assert any(np.allclose(seen["scored"], a, rtol=0, atol=1e-7) for a in averages)  # ... their EMA was
