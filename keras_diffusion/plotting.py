@@ -1,4 +1,4 @@
-"""Figures: the classic demo's 2x6 figure, forward/reverse grids, samples, loss and schedule curves.
+"""Figures: the classic demo's 2x6 figure, forward/reverse grids, samples, loss and schedule curves, GIFs.
 
 Every function returns a matplotlib ``Figure`` (shown inline by Jupyter) and,
 given ``path``, also saves it as a PNG. Grids are computed as one batched
@@ -40,7 +40,7 @@ def _grid(cells, row_titles=None, col_titles=None, scale=1.0, title=None):
     for r in range(rows):
         for c in range(cols):
             ax = axes[r][c]
-            ax.imshow(cells[r][c][..., 0], cmap="gray", vmin=0, vmax=255)
+            ax.imshow(cells[r][c][..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if col_titles is not None and r == 0:
@@ -126,8 +126,12 @@ def plot_loss(history, path=None, title="training loss"):
     ax = fig.subplots()
     epochs = history.get("epoch", range(len(history["loss"])))
     ax.plot([e + 1 for e in epochs], history["loss"], marker="o", label="train")
-    if "fid" in history:
-        ax.plot([e + 1 for e in epochs], history["fid"], marker="s", label="FID")
+    if "fid" in history:  # --fid-every: on its own axis, NaN in the epochs without it
+        right = ax.twinx()
+        fid = np.asarray(history["fid"], float)
+        known = np.isfinite(fid)
+        right.plot(np.asarray([e + 1 for e in epochs])[known], fid[known], marker="s", color="tab:orange", label="FID")
+        right.set_ylabel("FID", color="tab:orange")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("MSE on ε")
@@ -160,4 +164,65 @@ def ladder_figure(labels, grids, path=None):
     for row, label in enumerate(labels):
         ax = fig.axes[row * len(grids[0])]
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    return _finish(fig, path)
+
+
+def save_gif(snapshots, path, scaling="minus_one_one", ncols=4, scale=2, frame_ms=100, hold_ms=1500):
+    """Write the reverse chain as an animated GIF: frame k tiles every image's k-th snapshot.
+
+    Args:
+        snapshots: (N, K, H, W, 1) states, as ``sample(..., snapshots=...)``
+            returns them (float in ``scaling``, or uint8), K frames of N images.
+        path: the .gif to write (atomically).
+        ncols: images per row of a frame.
+        scale: each pixel drawn as scale x scale (nearest neighbour).
+        frame_ms: how long each frame is shown; the last one stays ``hold_ms``.
+
+    Returns:
+        The path.
+    """
+    from PIL import Image  # Pillow: a dependency of matplotlib
+
+    from keras_diffusion.checkpoint import atomic_write
+
+    snapshots = np.asarray(snapshots)
+    if snapshots.ndim != 5 or snapshots.shape[-1] != 1:
+        raise ValueError(f"snapshots must be (N, K, H, W, 1) grayscale images, got shape {snapshots.shape}")
+    pixels = snapshots if snapshots.dtype == np.uint8 else to_uint8(snapshots, scaling)
+    n, frames, height, width, _ = pixels.shape
+    ncols = min(ncols, n)
+    rows, pad = -(-n // ncols), 2
+    tile = np.zeros((frames, rows * (height + pad) + pad, ncols * (width + pad) + pad), np.uint8)  # (K, H', W')
+    for i in range(n):
+        top, left = pad + (i // ncols) * (height + pad), pad + (i % ncols) * (width + pad)
+        tile[:, top : top + height, left : left + width] = pixels[i, ..., 0]
+    tile = tile.repeat(scale, axis=1).repeat(scale, axis=2)
+    # one fixed 256-grey palette for every frame; Pillow's palette optimisation garbles frames that use few greys
+    grey = [level for i in range(256) for level in (i, i, i)]
+    images = [Image.fromarray(frame, mode="P") for frame in tile]
+    for image in images:
+        image.putpalette(grey)
+    durations = [frame_ms] * (frames - 1) + [hold_ms]
+    save = dict(format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False)
+    atomic_write(path, lambda tmp: images[0].save(tmp, **save))
+    return path
+
+
+def plot_fid_steps(results, path=None):
+    """FID against DDIM steps, one line per run, with the real-data floor dashed.
+
+    Args:
+        results: dicts with source, steps, fid and floor, as ``evaluate`` prints them.
+    """
+    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for source in dict.fromkeys(r["source"] for r in results):
+        rows = sorted((r for r in results if r["source"] == source and r.get("steps")), key=lambda r: r["steps"])
+        ax.plot([r["steps"] for r in rows], [r["fid"] for r in rows], marker="o", label=str(source))
+    floor = [r["floor"] for r in results if "floor" in r]
+    if floor:
+        ax.axhline(floor[0], color="grey", linestyle="--", label=f"real-data floor (n={results[0]['n']})")
+    ax.set(xscale="log", yscale="log", xlabel="DDIM steps", ylabel="FID (package classifier)", title="FID against sampling steps")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     return _finish(fig, path)
