@@ -68,6 +68,7 @@ def bench_rung(label, model, model_kwargs, settings, args):
     """Train one rung with the shared budget; measure its speed and keep 8 samples."""
     config = TrainConfig(model=model, model_kwargs=model_kwargs, epochs=args.epochs, seed=args.seed, limit=args.limit, **settings)
     config = config.resolved()
+    keras.utils.set_random_seed(config.seed)  # every rung starts from the same seed, whatever ran before
     images, _ = load_images(config.dataset, "train", args.data_dir, limit=config.limit)
     dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed)
     schedule, denoiser, diffusion = build_training(config, images.shape[1:])
