@@ -3,6 +3,7 @@
     python tutorials/execute.py                       # every NN_*.py, full run, outputs saved
     python tutorials/execute.py 02_mlp_denoiser       # one notebook
     python tutorials/execute.py --quick               # KERAS_DIFFUSION_QUICK=1, nothing saved
+    python tutorials/execute.py --timeout 7200 04_unet  # allow a longer cell (default: 3600 s)
 
 The .py (jupytext percent format) is the source of truth: edit it, never the
 .ipynb. Notebooks run with the tutorials folder as working directory, so the
@@ -28,7 +29,7 @@ def notebook_sources():
     return sorted(HERE.glob("[0-9][0-9]_*.py"))
 
 
-def execute(path, timeout=600):
+def execute(path, timeout=3600):
     """Run a notebook in place (no save) with the tutorials folder as working directory."""
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
@@ -49,7 +50,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="notebook names, e.g. 01_forward_process (default: all)")
     parser.add_argument("--quick", action="store_true", help=f"set {QUICK_ENV}=1 and do not save outputs")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default: 600)")
+    # an hour: enough for a cell that trains the default U-Net when its run is missing (about 17 min here)
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default: 3600)")
     args = parser.parse_args(argv)
 
     sources = notebook_sources()
