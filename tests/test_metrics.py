@@ -149,6 +149,7 @@ def test_bits_per_dim_of_an_oracle_is_its_prior_and_decoder_only():
 def tiny_unet_run(tmp_path_factory, fake_data_dir):
     out = tmp_path_factory.mktemp("runs") / "tiny_unet"
     argv = ["--model", "unet", "--model-kwargs", '{"widths": [8, 16], "attention": false}', "--epochs", "1"]
+    argv += ["--no-xla"]  # XLA compilation would take longer than this tiny training
     argv += ["--limit", "256", "--timesteps", "20", "--data-dir", str(fake_data_dir), "--out", str(out), "--n-samples", "4"]
     assert train.main(argv) == 0
     return out
