@@ -11,6 +11,7 @@ import pathlib
 import shutil
 import sys
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -90,6 +91,17 @@ class RunCheckpoint(keras.callbacks.Callback):
             checkpoint.save_state(self.run_dir, self.model, epoch + 1)
         else:
             checkpoint.save_weights(self.run_dir, self.model.denoiser)
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Log each epoch's wall time as ``seconds``, so that history.csv says what a run cost."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = round(time.perf_counter() - self.start, 1)
 
 
 def _history_logger(run_dir, initial_epoch):
@@ -218,7 +230,7 @@ def _callbacks(run_dir, config, schedule, initial_epoch, guard):
     With EMA on, sampling uses the averaged weights: they are swapped in before
     they are saved (and the FID callback scores them the same way).
     """
-    callbacks = []
+    callbacks = [EpochSeconds()]
     if config.fid_every:
         from keras_diffusion.metrics import FIDCallback
 
