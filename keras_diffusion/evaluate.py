@@ -151,8 +151,7 @@ def _fid(args, evaluator, run, steps):
         images, _, seconds = draw(args, run, args.n, steps)
         _log(f"sampled in {seconds:.0f} s; scoring")
     elif args.npz:
-        images = load_npz_images(args.npz)
-        args.n = len(images)
+        images = load_npz_images(args.npz)  # its own n: score() reports it
     else:
         images = evaluator.real_images("train", args.n)
     scores = evaluator.score(images)

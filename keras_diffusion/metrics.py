@@ -23,7 +23,9 @@ import scipy.linalg
 import tensorflow as tf
 
 from keras_diffusion.data import load_images, scale_images
-from keras_diffusion.forward import extract
+from keras_diffusion.forward import extract, q_sample
+from keras_diffusion.reverse import posterior_mean, predict_x0
+from keras_diffusion.training import clip_range
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 FEATURES = 128  # size of the penultimate layer: the space FID is measured in
@@ -302,9 +304,6 @@ def vb_terms(denoiser, schedule, x0, noise_seed=0, clip=None, data_range=(-1.0, 
     T = schedule.timesteps
     generator = tf.random.Generator.from_seed(noise_seed)
 
-    def coef(name, t):
-        return extract(schedule, name, t, ndim)
-
     # L_T in float64: with ᾱ_T near 0 (cosine) float32 round-off would swamp it
     abar = schedule.alpha_bars[-1]
     x0_64 = np.asarray(x0, np.float64)
@@ -313,17 +312,15 @@ def vb_terms(denoiser, schedule, x0, noise_seed=0, clip=None, data_range=(-1.0, 
     @tf.function
     def term(t_scalar):
         t = tf.fill([batch], t_scalar)
-        x_t = coef("sqrt_alpha_bars", t) * x0 + coef("sqrt_one_minus_alpha_bars", t) * generator.normal(x0.shape)
-        eps = tf.cast(denoiser([x_t, t], training=False), tf.float32)
-        x0_hat = (x_t - coef("sqrt_one_minus_alpha_bars", t) * eps) / coef("sqrt_alpha_bars", t)
+        x_t = q_sample(schedule, x0, t, generator.normal(x0.shape))
+        x0_hat = predict_x0(schedule, x_t, t, tf.cast(denoiser([x_t, t], training=False), tf.float32))
         if clip is not None:
             x0_hat = tf.clip_by_value(x0_hat, clip[0], clip[1])
-        mean_model = coef("posterior_mean_coef1", t) * x0_hat + coef("posterior_mean_coef2", t) * x_t
-        logvar = coef("posterior_log_variance_clipped", t)
+        mean_model = posterior_mean(schedule, x0_hat, x_t, t)
+        logvar = extract(schedule, "posterior_log_variance_clipped", t, ndim)
         # L_0, the decoder: the model's mean with the clipped variance (posterior_variance[1])
         nll = -discretized_gaussian_log_likelihood(x0, mean_model, 0.5 * logvar, *data_range)
-        mean_true = coef("posterior_mean_coef1", t) * x0 + coef("posterior_mean_coef2", t) * x_t
-        kl = _normal_kl(mean_true, logvar, mean_model, logvar)
+        kl = _normal_kl(posterior_mean(schedule, x0, x_t, t), logvar, mean_model, logvar)
         return tf.reduce_sum(tf.where(t_scalar == 0, nll, kl), axes)
 
     kl = [term(tf.constant(t)) for t in range(1, T)]
@@ -343,7 +340,7 @@ def bits_per_dim(denoiser, schedule, images, scaling="minus_one_one", batch_size
         dict with bpd (the total) and its parts: prior, kl (the sum over t > 1), decoder.
     """
     images = _check_images(images)
-    data_range = (0.0, 1.0) if scaling == "zero_one" else (-1.0, 1.0)
+    data_range = clip_range(scaling)
     dims = int(np.prod(images.shape[1:]))
     prior, kl, decoder = [], [], []
     for i, start in enumerate(range(0, len(images), batch_size)):

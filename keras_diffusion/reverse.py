@@ -27,6 +27,12 @@ def predict_x0(schedule, x_t, t, eps_pred):
     )
 
 
+def posterior_mean(schedule, x0, x_t, t):
+    """μ̃_t(x_t, x_0) = coef1_t·x_0 + coef2_t·x_t, the mean of q(x_{t−1} | x_t, x_0)   (DDPM eq. 7)."""
+    ndim = len(x_t.shape)
+    return extract(schedule, "posterior_mean_coef1", t, ndim) * x0 + extract(schedule, "posterior_mean_coef2", t, ndim) * x_t
+
+
 def ddpm_step(schedule, x_t, t, eps_pred, noise, variance="beta", clip=None):
     """x_{t−1} = 1/sqrt(α_t)·(x_t − β_t/sqrt(1−ᾱ_t)·ε̂) + σ_t·z   (DDPM Algorithm 2, eq. 11).
 
@@ -54,10 +60,7 @@ def ddpm_step(schedule, x_t, t, eps_pred, noise, variance="beta", clip=None):
         mean = (x_t - coef * eps_pred) / ops.sqrt(extract(schedule, "alphas", t, ndim))
     else:
         x0_pred = ops.clip(predict_x0(schedule, x_t, t, eps_pred), clip[0], clip[1])
-        mean = (
-            extract(schedule, "posterior_mean_coef1", t, ndim) * x0_pred
-            + extract(schedule, "posterior_mean_coef2", t, ndim) * x_t
-        )
+        mean = posterior_mean(schedule, x0_pred, x_t, t)
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {', '.join(VARIANCES)}; got {variance!r}")
     name = "betas" if variance == "beta" else "posterior_variance"
