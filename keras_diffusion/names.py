@@ -1,0 +1,13 @@
+"""The names the command lines offer as choices, in a module that imports nothing.
+
+``--help`` and argument errors must answer at once, and importing TensorFlow
+takes seconds: the parsers read their choices here, and the modules that use
+them (data, devices, reverse) import them from here, so there is one list.
+"""
+
+DATASETS = ("fashion_mnist", "mnist")
+SCALINGS = ("zero_one", "minus_one_one")  # [0, 1] as the classic demo, [-1, 1] as DDPM
+SOURCES = ("auto", "idx", "tfds", "keras")
+STRATEGIES = ("default", "mirrored", "multiworker")
+SAMPLERS = ("ddpm", "ddim")
+VARIANCES = ("beta", "posterior")
