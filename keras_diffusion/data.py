@@ -9,9 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-DATASETS = ("fashion_mnist", "mnist")
-SCALINGS = ("zero_one", "minus_one_one")  # [0, 1] as the classic demo, [-1, 1] as DDPM
-SOURCES = ("auto", "idx", "tfds", "keras")
+from keras_diffusion.names import DATASETS, SCALINGS, SOURCES  # import-free, for fast --help
+
 SPLITS = ("train", "test")
 
 ENV_VAR = "KERAS_DIFFUSION_DATA"

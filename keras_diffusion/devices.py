@@ -15,7 +15,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multiworker")
+from keras_diffusion.names import STRATEGIES  # import-free, for fast --help
 
 
 class DeviceWarning(UserWarning):

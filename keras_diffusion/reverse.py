@@ -13,9 +13,8 @@ import tensorflow as tf
 from keras import ops
 
 from keras_diffusion.forward import extract
+from keras_diffusion.names import SAMPLERS, VARIANCES  # import-free, for fast --help
 
-SAMPLERS = ("ddpm", "ddim")
-VARIANCES = ("beta", "posterior")
 SPACINGS = ("uniform", "quadratic")
 
 
