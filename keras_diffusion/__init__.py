@@ -1,5 +1,6 @@
 """keras_diffusion: denoising diffusion models on Fashion-MNIST, from the classic MLP demo to a U-Net."""
 
+import importlib
 import os
 
 __version__ = "0.1.0"
@@ -7,11 +8,31 @@ __version__ = "0.1.0"
 # TensorFlow prints CUDA and CPU-feature notices at import; they bury our output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_diffusion.schedule import NoiseSchedule  # noqa: E402
-from keras_diffusion.forward import q_sample, q_step, forward_snapshots  # noqa: E402
+# The names below are imported on first use (PEP 562), not here: they bring in TensorFlow,
+# which takes seconds, and `python -m keras_diffusion.train --help` should answer at once.
 # ``sample`` stays in keras_diffusion.reverse: the name keras_diffusion.sample is the
 # command-line module (python -m keras_diffusion.sample), and importing it would
 # silently replace a function of the same name here.
-from keras_diffusion.reverse import ddpm_step, ddim_step  # noqa: E402
-from keras_diffusion.models import build_model  # noqa: E402
-from keras_diffusion.diffusion import DiffusionModel  # noqa: E402
+_LAZY = {
+    "NoiseSchedule": "schedule",
+    "q_sample": "forward",
+    "q_step": "forward",
+    "forward_snapshots": "forward",
+    "ddpm_step": "reverse",
+    "ddim_step": "reverse",
+    "build_model": "models",
+    "DiffusionModel": "diffusion",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'keras_diffusion' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"keras_diffusion.{_LAZY[name]}"), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

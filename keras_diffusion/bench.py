@@ -13,15 +13,7 @@ import platform
 import sys
 import time
 
-import keras
-import tensorflow as tf
-
 from keras_diffusion import cli
-from keras_diffusion.config import TrainConfig
-from keras_diffusion.data import load_images, make_dataset, to_uint8
-from keras_diffusion.plotting import ladder_figure
-from keras_diffusion.reverse import sample
-from keras_diffusion.training import build_training, sampling_clip
 
 EXAMPLES = [
     "python -m keras_diffusion.bench speed                   # classic loop vs the package",
@@ -43,19 +35,6 @@ RUNGS = [
 ]
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time of every epoch."""
-
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.start)
-
-
 def _time(fn, repeat=1):
     fn()  # warm-up: tracing and compilation are not what we measure
     start = time.perf_counter()
@@ -66,6 +45,14 @@ def _time(fn, repeat=1):
 
 def bench_rung(label, model, model_kwargs, settings, args):
     """Train one rung with the shared budget; measure its speed and keep 8 samples."""
+    import keras  # here, not at the top: --help must not wait for TensorFlow
+
+    from keras_diffusion.config import TrainConfig
+    from keras_diffusion.data import load_images, make_dataset, to_uint8
+    from keras_diffusion.progress import EpochTimer
+    from keras_diffusion.reverse import sample
+    from keras_diffusion.training import build_training, sampling_clip
+
     config = TrainConfig(model=model, model_kwargs=model_kwargs, epochs=args.epochs, seed=args.seed, limit=args.limit, **settings)
     config = config.resolved()
     keras.utils.set_random_seed(config.seed)  # every rung starts from the same seed, whatever ran before
@@ -116,12 +103,17 @@ def ladder(args):
     if args.json:
         write_results(args.json, {"epochs": args.epochs, "limit": args.limit, "seed": args.seed, "rows": rows})
     if args.figure:
+        from keras_diffusion.plotting import ladder_figure
+
         ladder_figure([r["rung"] for r in rows], grids, path=args.figure)
     return 0
 
 
 def environment():
     """The device, versions and command, stored with every result."""
+    import keras
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     return {
         "command": "python -m keras_diffusion.bench " + " ".join(sys.argv[1:]),

@@ -12,8 +12,7 @@ import json
 import math
 import typing
 
-from keras_diffusion.data import DATASETS, SCALINGS, SOURCES
-from keras_diffusion.devices import STRATEGIES
+from keras_diffusion.names import DATASETS, SCALINGS, SOURCES, STRATEGIES
 from keras_diffusion.models import MODELS, model_defaults, model_names
 from keras_diffusion.schedule import SCHEDULES, NoiseSchedule
 
@@ -169,6 +168,8 @@ def _check_choices(config):
 
 def _check_model_kwargs(model, kwargs):
     """Refuse model_kwargs the builder does not take, before any data is loaded."""
+    if not kwargs:
+        return  # reading the builder's signature imports Keras: not for every --help or typo
     params = inspect.signature(MODELS[model][0]).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return

@@ -9,6 +9,7 @@ import sys
 import time
 
 from keras_diffusion import cli
+from keras_diffusion.names import SAMPLERS, VARIANCES
 
 EXAMPLES = [
     "python -m keras_diffusion.sample --run runs/unet --n 64 --out samples.png",
@@ -19,8 +20,6 @@ EXAMPLES = [
 
 def add_sampler_arguments(parser, many_steps=False):
     """The sampler flags that sample and evaluate share (evaluate takes several --steps)."""
-    from keras_diffusion.reverse import SAMPLERS, VARIANCES
-
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")
     parser.add_argument("--sampler", default="ddpm", choices=SAMPLERS, help="ddpm (T steps) or ddim (default: ddpm)")
     if many_steps:
@@ -88,6 +87,8 @@ def parse_args(argv=None):
     add_sampler_arguments(parser)
     args = parser.parse_args(argv)
     check_sampler_arguments(parser, args)
+    if not (pathlib.Path(args.run) / "config.json").is_file():  # fail before TensorFlow loads
+        parser.error(f"--run {args.run}: {args.run} is not a run directory (no config.json); train one with python -m keras_diffusion.train")
     if args.out is None and args.npz is None:
         args.out = "samples.png"
     for flag, path in (("--out", args.out), ("--npz", args.npz)):

@@ -4,7 +4,37 @@ Every denoiser is a Keras model called as ``denoiser([x_t, t])`` with x_t of
 shape (B, H, W, C) and integer t of shape (B,), and returns ε̂ shaped like x_t.
 """
 
-from keras_diffusion.models import mlp, unet
+import importlib
+import inspect
+
+
+class _Lazy:
+    """A builder imported on its first call: the names and defaults below are known without loading Keras.
+
+    The command lines read them to build their parsers, and ``--help`` must not wait for TensorFlow.
+    ``inspect.signature`` sees the real builder's arguments.
+    """
+
+    def __init__(self, path):
+        self.module, self.name = path.rsplit(".", 1)
+
+    def load(self):
+        return getattr(importlib.import_module(f"keras_diffusion.models.{self.module}"), self.name)
+
+    def __call__(self, *args, **kwargs):
+        return self.load()(*args, **kwargs)
+
+    @property
+    def __signature__(self):
+        return inspect.signature(self.load())
+
+
+def __getattr__(name):
+    # the submodules (models.unet, ...) stay reachable as attributes, imported on first use (PEP 562)
+    if name in ("classifier", "embeddings", "mlp", "unet"):
+        return importlib.import_module(f"keras_diffusion.models.{name}")
+    raise AttributeError(f"module 'keras_diffusion.models' has no attribute {name!r}")
+
 
 # name -> (builder, training defaults the model was designed for).
 # steps_per_execution: an MLP step is so cheap that, on a GPU, Keras' Python work per compiled
@@ -12,11 +42,11 @@ from keras_diffusion.models import mlp, unet
 # once. A U-Net step is long enough that one step a call costs little and keeps the progress bar live.
 MODELS = {
     # the classic demo's settings, kept as they were
-    "mlp_seed": (mlp.mlp_seed, dict(scaling="zero_one", schedule="linear", ema=0.0, epochs=5, batch_size=128, lr=1e-3, clip=False, xla=False, steps_per_execution=64)),
-    "mlp": (mlp.mlp, dict(scaling="minus_one_one", schedule="cosine", ema=0.999, epochs=10, batch_size=128, lr=1e-3, clip=True, xla=False, steps_per_execution=64)),
+    "mlp_seed": (_Lazy("mlp.mlp_seed"), dict(scaling="zero_one", schedule="linear", ema=0.0, epochs=5, batch_size=128, lr=1e-3, clip=False, xla=False, steps_per_execution=64)),
+    "mlp": (_Lazy("mlp.mlp"), dict(scaling="minus_one_one", schedule="cosine", ema=0.999, epochs=10, batch_size=128, lr=1e-3, clip=True, xla=False, steps_per_execution=64)),
     # sized so the default run fits in 20 minutes on a 2-core CPU (see README); XLA fuses
     # the many small element-wise ops of GroupNorm and swish: 124 vs 93 images/s here
-    "unet": (unet.unet, dict(scaling="minus_one_one", schedule="cosine", ema=0.995, epochs=2, batch_size=64, lr=2e-3, clip=True, xla=True, steps_per_execution=1)),
+    "unet": (_Lazy("unet.unet"), dict(scaling="minus_one_one", schedule="cosine", ema=0.995, epochs=2, batch_size=64, lr=2e-3, clip=True, xla=True, steps_per_execution=1)),
 }
 
 
