@@ -19,6 +19,7 @@ import numpy as np
 
 from keras_diffusion import __version__
 from keras_diffusion.config import TrainConfig
+from keras_diffusion.data import NUM_CLASSES
 from keras_diffusion.models import build_model
 from keras_diffusion.schedule import NoiseSchedule
 
@@ -182,7 +183,11 @@ def _warn_leftovers(run_dir):
 
 
 def build_denoiser(config, image_shape):
-    return build_model(config.model, image_shape=image_shape, timesteps=config.timesteps, **config.model_kwargs)
+    """The model a config describes (a denoiser, conditional with --conditional, or a noisy classifier)."""
+    kwargs = dict(config.model_kwargs)
+    if config.conditional:
+        kwargs["num_classes"] = NUM_CLASSES
+    return build_model(config.model, image_shape=image_shape, timesteps=config.timesteps, **kwargs)
 
 
 def load_run(run_dir, weights=WEIGHTS):

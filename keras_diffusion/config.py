@@ -13,7 +13,7 @@ import math
 import typing
 
 from keras_diffusion.names import DATASETS, SCALINGS, SOURCES, STRATEGIES
-from keras_diffusion.models import MODELS, model_defaults, model_names
+from keras_diffusion.models import CLASSIFIERS, MODELS, model_defaults, model_names
 from keras_diffusion.schedule import SCHEDULES, NoiseSchedule
 
 
@@ -23,7 +23,7 @@ def _field(default, help, choices=None):
 
 @dataclasses.dataclass
 class TrainConfig:
-    model: str = _field("unet", "denoiser to train", model_names())
+    model: str = _field("unet", "denoiser to train (noisy_classifier: the classifier for classifier guidance)", model_names(classifiers=True))
     model_kwargs: dict = _field(None, 'JSON of extra model arguments, e.g. \'{"hidden": 256}\'')
     epochs: int = _field(None, "passes over the training images (default: the model's)")
     batch_size: int = _field(None, "images per training step, summed over all devices (default: the model's)")
@@ -46,6 +46,8 @@ class TrainConfig:
     steps_per_execution: int = _field(None, "training steps per compiled call: fewer trips through Python for small models (default: the model's)")
     mixed_precision: bool = _field(False, "compute the denoiser in float16, for GPUs (loss and schedule stay float32)")
     strategy: str = _field("default", "devices: default (one), mirrored (every local GPU), multiworker (machines in TF_CONFIG)", STRATEGIES)
+    conditional: bool = _field(False, "train a class-conditional denoiser on (image, label) batches, for classifier-free guidance")
+    cond_drop: float = _field(0.1, "with --conditional, the rate at which labels are replaced by the null label (Ho & Salimans 2022)")
     fid_every: int = _field(0, "every K epochs, log the FID of fid_n DDIM-50 samples to history.csv (0 = off)")
     fid_n: int = _field(256, "samples for --fid-every (more than 128: the classifier has 128 features)")
     tensorboard: bool = _field(False, "also write the epoch logs (loss, FID) for TensorBoard to <run>/tensorboard")
@@ -73,6 +75,14 @@ class TrainConfig:
         if self.strategy != "default" and self.steps_per_execution > 1:
             # Keras 3.15 fails on several steps a call under tf.distribute (keras-team/keras#19246)
             raise ValueError(f"steps_per_execution must be 1 with strategy {self.strategy!r}, got {self.steps_per_execution}")
+        if not 0 <= self.cond_drop < 1:
+            raise ValueError(f"cond_drop must be in [0, 1), got {self.cond_drop}")
+        if self.conditional and "num_classes" not in inspect.signature(MODELS[self.model][0]).parameters:
+            raise ValueError(f"model {self.model!r} cannot be class-conditional; use --model unet with --conditional")
+        if self.conditional and self.model in CLASSIFIERS:
+            raise ValueError("--conditional is for denoisers; a classifier already predicts the label")
+        if "num_classes" in (self.model_kwargs or {}):
+            raise ValueError("model_kwargs: num_classes comes from the data set; use --conditional instead")
         if self.fid_every < 0:
             raise ValueError(f"fid_every must be >= 0 (0 = off), got {self.fid_every}")
         if self.fid_every and self.fid_n <= 128:
@@ -174,7 +184,7 @@ def _check_model_kwargs(model, kwargs):
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     # image_shape and timesteps come from the data and the config, not from model_kwargs
-    allowed = [name for name in params if name not in ("image_shape", "timesteps")]
+    allowed = [name for name in params if name not in ("image_shape", "timesteps", "num_classes")]
     for key in kwargs or {}:
         if key not in allowed:
             raise ValueError(f"model_kwargs: model {model!r} has no argument {key!r}; it takes {', '.join(allowed)}")

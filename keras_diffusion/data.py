@@ -12,6 +12,12 @@ import tensorflow as tf
 from keras_diffusion.names import DATASETS, SCALINGS, SOURCES  # import-free, for fast --help
 
 SPLITS = ("train", "test")
+# the labels' names, in label order (both data sets have ten classes)
+CLASS_NAMES = {
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    "mnist": tuple(str(digit) for digit in range(10)),
+}
+NUM_CLASSES = 10
 
 ENV_VAR = "KERAS_DIFFUSION_DATA"
 # Debian's dataset-fashion-mnist package installs /usr/share/datasets/fashion-mnist;
@@ -31,6 +37,23 @@ _TFDS_CHUNK = 10000  # examples per batch when reading TFDS into memory
 
 class DataError(ValueError):
     """Data could not be found or is malformed; the message says what to do."""
+
+
+def label_index(label, dataset="fashion_mnist"):
+    """A class by number ("7", 7) or by name, any case ("sneaker", "ankle boot", "t-shirt") → its label."""
+    names = CLASS_NAMES[dataset]
+    text = str(label).strip().lower()
+    if text.isdigit() and int(text) < len(names):
+        return int(text)
+    wanted = text.replace("_", " ")
+    # the whole name, then a part of it ("t-shirt", "top"), then a word ("boot"): the first that is unique
+    for part_of in (lambda name: [name], lambda name: name.split("/"), lambda name: name.replace("/", " ").split()):
+        matches = [k for k, name in enumerate(names) if wanted in part_of(name.lower())]
+        if matches:
+            break
+    if len(matches) != 1:
+        raise ValueError(f"unknown label {label!r}; use 0-{len(names) - 1} or one of: {', '.join(n.lower() for n in names)}")
+    return matches[0]
 
 
 def _check_choice(kind, value, allowed):

@@ -6,27 +6,37 @@ from keras import ops
 
 from keras_diffusion.devices import workers
 from keras_diffusion.forward import q_sample
+from keras_diffusion.models.embeddings import num_classes_of
 from keras_diffusion.reverse import sample
 
 
 class DiffusionModel(keras.Model):
     """Wraps a denoiser ε_θ([x_t, t]) and a ``NoiseSchedule`` for training and sampling.
 
-    ``fit`` on batches of clean images x_0 (optionally ``(x_0, labels)``)
-    minimises the simple DDPM loss; ``generate`` runs the reverse chain.
+    ``fit`` on batches of clean images x_0 minimises the simple DDPM loss; a
+    class-conditional denoiser ε_θ([x_t, t, y]) trains on ``(x_0, labels)``
+    batches instead, each label replaced by the null label with probability
+    ``cond_drop`` so that the same network also learns ε_θ(x_t, ∅), which
+    classifier-free guidance needs. ``generate`` runs the reverse chain.
 
     Args:
-        denoiser: a Keras model called as ``denoiser([x_t, t])``.
+        denoiser: a Keras model called as ``denoiser([x_t, t])`` or ``denoiser([x_t, t, y])``.
         schedule: the ``NoiseSchedule`` used to noise and to sample.
-        seed: seed of the t and ε draws during training.
+        seed: seed of the t, ε and label-dropout draws during training.
+        cond_drop: probability of the null label in training (conditional only).
 
     Reference:
-        Ho et al. 2020, https://arxiv.org/abs/2006.11239
+        Ho et al. 2020, https://arxiv.org/abs/2006.11239;
+        Ho & Salimans 2022, https://arxiv.org/abs/2207.12598 (Algorithm 1)
     """
 
-    def __init__(self, denoiser, schedule, seed=None, **kwargs):
+    def __init__(self, denoiser, schedule, seed=None, cond_drop=0.1, **kwargs):
         super().__init__(**kwargs)
+        if not 0 <= cond_drop < 1:
+            raise ValueError(f"cond_drop must be in [0, 1), got {cond_drop}")
         self.denoiser = denoiser
+        self.num_classes = num_classes_of(denoiser)
+        self.cond_drop = float(cond_drop)
         self.schedule = schedule
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -38,8 +48,31 @@ class DiffusionModel(keras.Model):
         return [self.loss_tracker]
 
     def call(self, inputs, training=False):
-        """ε̂ = denoiser([x_t, t])."""
+        """ε̂ = denoiser([x_t, t]) or denoiser([x_t, t, y])."""
         return self.denoiser(inputs, training=training)
+
+    def unpack(self, data):
+        """(x_0, labels or None) from a batch; a missing or unexpected label is a one-line error.
+
+        Keras' ``fit`` would otherwise hand labels to an unconditional model,
+        which would silently ignore them, and a conditional one without them
+        cannot run at all.
+        """
+        if isinstance(data, tuple):
+            x0, labels = data[0], (data[1] if len(data) > 1 else None)
+        else:
+            x0, labels = data, None
+        if self.num_classes is None and labels is not None:
+            raise ValueError("this denoiser is unconditional but the batches carry labels: build it with num_classes (train --conditional) or drop the labels")
+        if self.num_classes is not None and labels is None:
+            raise ValueError("this denoiser is class-conditional: train it on (images, labels) batches (make_dataset(..., labels=labels))")
+        return x0, labels
+
+    def drop_labels(self, labels):
+        """Replace each label by the null label with probability cond_drop (Ho & Salimans 2022, Algorithm 1)."""
+        labels = tf.cast(labels, "int32")
+        drop = tf.random.stateless_uniform(tf.shape(labels), self._replica_seed()) < self.cond_drop  # (B,)
+        return tf.where(drop, tf.fill(tf.shape(labels), self.num_classes), labels)
 
     def noise_draws(self, x0):
         """t ~ U{0..T−1} and ε ~ N(0, I) for a batch of x_0, as ``keras.random`` draws them.
@@ -59,19 +92,20 @@ class DiffusionModel(keras.Model):
             seed = tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group)
         return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), "int32")  # as keras.random casts it
 
-    def denoising_loss(self, x0, t, eps, training=False):
-        """The simple DDPM loss for given t and ε: mean ‖ε − ε_θ(√ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t)‖²  (DDPM eq. 14)."""
+    def denoising_loss(self, x0, t, eps, training=False, labels=None):
+        """The simple DDPM loss for given t and ε: mean ‖ε − ε_θ(√ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t[, y])‖²  (DDPM eq. 14)."""
         x_t = q_sample(self.schedule, x0, t, eps)  # (B, 28, 28, 1)
-        eps_pred = self.denoiser([x_t, t], training=training)  # (B, 28, 28, 1)
+        inputs = [x_t, t] if labels is None else [x_t, t, tf.cast(labels, "int32")]
+        eps_pred = self.denoiser(inputs, training=training)  # (B, 28, 28, 1)
         # the loss stays float32 even when the denoiser computes in float16
         return ops.mean(ops.square(eps - ops.cast(eps_pred, "float32")))
 
-    def diffusion_loss(self, x0, training=False):
+    def diffusion_loss(self, x0, training=False, labels=None):
         """DDPM Algorithm 1: t ~ U{0..T−1}, ε ~ N(0, I), loss = ‖ε − ε_θ(x_t, t)‖²  (DDPM eq. 14)."""
         t, eps = self.noise_draws(x0)
-        return self.denoising_loss(x0, t, eps, training=training)
+        return self.denoising_loss(x0, t, eps, training=training, labels=labels)
 
-    def descent_step(self, x0, t, eps):
+    def descent_step(self, x0, t, eps, labels=None):
         """One optimizer step on this replica's batch with the given t and ε; returns its mean loss.
 
         Keras' optimizer sums the gradients of all replicas, so each replica
@@ -81,16 +115,18 @@ class DiffusionModel(keras.Model):
         weights = self.denoiser.trainable_weights
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         with tf.GradientTape() as tape:
-            loss = self.denoising_loss(x0, t, eps, training=True)
+            loss = self.denoising_loss(x0, t, eps, training=True, labels=labels)
             # loss scaling under mixed precision (LossScaleOptimizer); unchanged otherwise
             scaled_loss = self.optimizer.scale_loss(loss / replicas)
         self.optimizer.apply(tape.gradient(scaled_loss, weights), weights)
         return loss
 
     def train_step(self, data):
-        x0 = data[0] if isinstance(data, tuple) else data
+        x0, labels = self.unpack(data)
         t, eps = self.noise_draws(x0)
-        loss = self.descent_step(x0, t, eps)
+        if labels is not None and self.cond_drop:
+            labels = self.drop_labels(labels)
+        loss = self.descent_step(x0, t, eps, labels)
         # weighted by the batch: summed over replicas at the end of an epoch, this is the global mean
         self.loss_tracker.update_state(loss, sample_weight=tf.shape(x0)[0])
         return self._logs()
@@ -103,10 +139,46 @@ class DiffusionModel(keras.Model):
         return logs
 
     def test_step(self, data):
-        x0 = data[0] if isinstance(data, tuple) else data
-        self.loss_tracker.update_state(self.diffusion_loss(x0, training=False), sample_weight=tf.shape(x0)[0])
+        x0, labels = self.unpack(data)
+        self.loss_tracker.update_state(self.diffusion_loss(x0, training=False, labels=labels), sample_weight=tf.shape(x0)[0])
         return self._logs()
 
     def generate(self, n, **kwargs):
-        """Draw n images with ``reverse.sample``; kwargs (sampler, steps, seed, ...) go to it."""
+        """Draw n images with ``reverse.sample``; kwargs (sampler, steps, seed, labels, guidance, ...) go to it."""
         return sample(self.denoiser, self.schedule, n, **kwargs)
+
+
+class NoisyClassifierModel(DiffusionModel):
+    """Trains a noise-aware classifier p_φ(y | x_t, t) on x_t = q_sample(x_0, t, ε), for classifier guidance.
+
+    The same t and ε draws as ``DiffusionModel``, but the loss is the
+    cross-entropy of the true label, so the classifier learns to read the
+    class through every noise level it will meet while sampling.
+
+    Reference:
+        Dhariwal & Nichol 2021, https://arxiv.org/abs/2105.05233 (sec. 4)
+    """
+
+    def __init__(self, classifier, schedule, seed=None, **kwargs):
+        super().__init__(classifier, schedule, seed=seed, cond_drop=0.0, **kwargs)
+        self.num_classes = classifier.outputs[0].shape[-1]
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker]
+
+    def denoising_loss(self, x0, t, eps, training=False, labels=None):
+        """Cross-entropy −log p_φ(y | x_t, t) averaged over the batch; also tracks the accuracy."""
+        x_t = q_sample(self.schedule, x0, t, eps)  # (B, 28, 28, 1)
+        logits = ops.cast(self.denoiser([x_t, t], training=training), "float32")  # (B, classes)
+        labels = ops.cast(labels, "int32")
+        hits = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), labels), "float32")
+        self.accuracy_tracker.update_state(hits, sample_weight=tf.ones_like(hits))
+        return ops.mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+
+    def _logs(self):
+        logs = super()._logs()
+        accuracy = self.accuracy_tracker.result()
+        logs["accuracy"] = ops.reshape(accuracy, (1,)) if workers(self.distribute_strategy) > 1 else accuracy
+        return logs

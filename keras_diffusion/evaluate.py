@@ -25,6 +25,7 @@ EXAMPLES = [
     "python -m keras_diffusion.evaluate --npz samples.npz                        # images from anywhere",
     "python -m keras_diffusion.evaluate --real --n 2000                          # the floor only",
     "python -m keras_diffusion.evaluate --train-classifier                       # re-create the weights",
+    "python -m keras_diffusion.evaluate --run runs/cond --n 1000 --label-accuracy --guidance 3 --sampler ddim --steps 50",
 ]
 
 
@@ -39,7 +40,11 @@ def parse_args(argv=None):
     parser.add_argument("--fid", action=argparse.BooleanOptionalAction, default=True, help="compute FID and class coverage (default: on)")
     parser.add_argument("--bpd", action="store_true", help="also compute bits/dim on test images (needs --run)")
     parser.add_argument("--bpd-n", type=int, help="test images for --bpd (default: --n)")
-    parser.add_argument("--classifier", help="classifier weights to use or, with --train-classifier, to write (default: the packaged ones)")
+    parser.add_argument("--fid-classifier", help="FID classifier weights to use or, with --train-classifier, to write (default: the packaged ones)")
+    parser.add_argument(
+        "--label-accuracy", action="store_true",
+        help="draw n/10 images of each class (guided: --guidance, or --classifier RUN) and report the fraction classified as asked",
+    )
     parser.add_argument("--epochs", type=int, default=6, help="with --train-classifier: epochs (default: 6)")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: found as training does)")
     parser.add_argument("--out", help="also write the JSON lines to this file")
@@ -47,6 +52,12 @@ def parse_args(argv=None):
     parser.add_argument("--figure", help="with several --steps: plot FID against DDIM steps into this PNG")
     add_sampler_arguments(parser, many_steps=True)
     args = parser.parse_args(argv)
+    if args.label_accuracy:
+        if not args.run or args.label not in (None, "all"):
+            parser.error("--label-accuracy draws every class from --run: drop --label")
+        args.label = "all"
+    elif args.label is not None:
+        parser.error("evaluate draws labels only with --label-accuracy")
     check_sampler_arguments(parser, args)
     if args.bpd_n is not None and args.bpd_n < 1:
         parser.error(f"--bpd-n must be >= 1, got {args.bpd_n}")
@@ -87,13 +98,13 @@ def main(argv=None):
     if args.train_classifier:
         start = time.time()
         _log("training the FID classifier on the Fashion-MNIST training set")
-        _, accuracy = metrics.train_classifier(epochs=args.epochs, out=args.classifier, data_dir=args.data_dir)
-        out = str(args.classifier or metrics.weights_path())
+        _, accuracy = metrics.train_classifier(epochs=args.epochs, out=args.fid_classifier, data_dir=args.data_dir)
+        out = str(args.fid_classifier or metrics.weights_path())
         results = [{"classifier": out, "test_accuracy": round(accuracy, 4), "epochs": args.epochs, "seconds": round(time.time() - start, 1)}]
         _emit(args, results)
         return 0
     evaluator = metrics.Evaluator(
-        metrics.load_classifier(args.classifier) if args.classifier else None, data_dir=args.data_dir, seed=args.seed
+        metrics.load_classifier(args.fid_classifier) if args.fid_classifier else None, data_dir=args.data_dir, seed=args.seed
     )
     results = []
     for run in args.run or [None]:
@@ -102,6 +113,7 @@ def main(argv=None):
             result = {"source": run or args.npz or "real train images", "n": args.n}
             if run:
                 result.update(sampler=args.sampler, steps=steps, eta=args.eta if args.sampler == "ddim" else None)
+                result.update({k: getattr(args, k) for k in ("guidance", "classifier_scale") if getattr(args, k) is not None})
             if args.fid:
                 result.update(_fid(args, evaluator, run, steps))
             if args.bpd and steps == (args.steps or [None])[0]:  # the bound does not depend on the sampler
@@ -133,8 +145,9 @@ def _emit(args, results, printed=False):
 
 def markdown_table(results):
     """The results as a Markdown table, one row per run and step count."""
-    columns = [("source", "run"), ("sampler", "sampler"), ("steps", "steps"), ("n", "n"), ("fid", "FID"),
-               ("floor", "floor"), ("class_entropy", "class entropy"), ("bpd", "bits/dim"), ("seconds", "seconds")]
+    columns = [("source", "run"), ("sampler", "sampler"), ("steps", "steps"), ("guidance", "w"), ("classifier_scale", "classifier scale"),
+               ("n", "n"), ("fid", "FID"), ("floor", "floor"), ("class_entropy", "class entropy"),
+               ("label_accuracy", "label accuracy"), ("bpd", "bits/dim"), ("seconds", "seconds")]
     columns = [(key, title) for key, title in columns if any(key in r for r in results)]
     rows = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
     for result in results:
@@ -144,18 +157,25 @@ def markdown_table(results):
 
 
 def _fid(args, evaluator, run, steps):
+    requested, extra = None, {}
     if run:
+        import numpy as np
+
         from keras_diffusion.sample import draw
 
         _log(f"sampling {args.n} images from {run} ({args.sampler}{f', {steps} steps' if steps else ''})")
         images, _, seconds = draw(args, run, args.n, steps)
         _log(f"sampled in {seconds:.0f} s; scoring")
+        extra["images_per_second"] = round(len(images) / seconds, 2)
+        if args.label_accuracy:  # drawn class after class, len(images) // 10 of each
+            requested = np.repeat(np.arange(10), len(images) // 10)
     elif args.npz:
         images = load_npz_images(args.npz)  # its own n: score() reports it
     else:
         images = evaluator.real_images("train", args.n)
-    scores = evaluator.score(images)
-    return {**scores, "fid": round(scores["fid"], 3), "floor": round(scores["floor"], 3), "class_entropy": round(scores["class_entropy"], 4)}
+    scores = evaluator.score(images, requested)
+    rounded = {"fid": round(scores["fid"], 3), "floor": round(scores["floor"], 3), "class_entropy": round(scores["class_entropy"], 4)}
+    return {**scores, **rounded, **extra}
 
 
 def _bpd(args, evaluator, run):

@@ -237,8 +237,13 @@ class Evaluator:
             self._real["floor", n] = fid_from_features(self.features(train)[0], self.features(test)[0])
         return self._real["floor", n]
 
-    def score(self, images):
-        """FID against n test images, the real-data floor at the same n, and class coverage."""
+    def score(self, images, requested=None):
+        """FID against n test images, the real-data floor at the same n, and class coverage.
+
+        With ``requested`` (the label each image was drawn for, (N,)), also the
+        label accuracy: the fraction the classifier assigns to the requested
+        label, overall and per label.
+        """
         images = _check_images(images)
         n = len(images)
         if n <= FEATURES:
@@ -253,7 +258,18 @@ class Evaluator:
             "floor": self.floor(n),
             "class_entropy": class_entropy(histogram),
             "histogram": [int(c) for c in histogram],
+            **({} if requested is None else label_accuracy(labels, requested)),
         }
+
+
+def label_accuracy(predicted, requested):
+    """{"label_accuracy": overall, "label_accuracy_per_class": one per requested label} of predicted vs requested classes."""
+    predicted, requested = np.asarray(predicted).reshape(-1), np.asarray(requested).reshape(-1)
+    if predicted.shape != requested.shape:
+        raise ValueError(f"got {predicted.size} predictions for {requested.size} requested labels")
+    hits = predicted == requested
+    per_class = {int(k): round(float(np.mean(hits[requested == k])), 4) for k in np.unique(requested)}
+    return {"label_accuracy": round(float(np.mean(hits)), 4), "label_accuracy_per_class": per_class}
 
 
 # --- bits per dimension --------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_diffusion.forward import extract
+from keras_diffusion.forward import extract, q_step
 from keras_diffusion.names import SAMPLERS, VARIANCES  # import-free, for fast --help
 
 SPACINGS = ("uniform", "quadratic")
@@ -68,7 +68,7 @@ def ddpm_step(schedule, x_t, t, eps_pred, noise, variance="beta", clip=None):
     return mean + not_last * sigma * ops.cast(noise, "float32")
 
 
-def ddim_step(schedule, x_t, t, t_prev, eps_pred, eta=0.0, noise=None, clip=None):
+def ddim_step(schedule, x_t, t, t_prev, eps_pred, eta=0.0, noise=None, clip=None, recompute_eps=True):
     """x_{τ'} = sqrt(ᾱ_{τ'})·x̂_0 + sqrt(1−ᾱ_{τ'}−σ²)·ε̂ + σ·z   (DDIM eq. 12).
 
     σ = η·sqrt((1−ᾱ_{τ'})/(1−ᾱ_τ))·sqrt(1−ᾱ_τ/ᾱ_{τ'})   (DDIM eq. 16): η = 0 is
@@ -80,6 +80,10 @@ def ddim_step(schedule, x_t, t, t_prev, eps_pred, eta=0.0, noise=None, clip=None
         eta: η ≥ 0, the amount of fresh noise.
         noise: z, shaped like x_t; needed only when eta > 0.
         clip: ``None`` or a (low, high) range for x̂_0.
+        recompute_eps: with ``clip``, re-derive ε̂ = (x_t − sqrt(ᾱ_τ)·x̂_0)/sqrt(1−ᾱ_τ)
+            from the clipped x̂_0 (as GLIDE does; diffusers' ``use_clipped_model_output``),
+            so the step does not mix a clipped x̂_0 with the network's unclipped ε̂.
+            Only then is η = 1 with every step the clipped DDPM step with σ² = β̃.
     """
     x_t = ops.convert_to_tensor(x_t, "float32")
     eps_pred = ops.cast(eps_pred, "float32")
@@ -87,6 +91,10 @@ def ddim_step(schedule, x_t, t, t_prev, eps_pred, eta=0.0, noise=None, clip=None
     x0_pred = predict_x0(schedule, x_t, t, eps_pred)
     if clip is not None:
         x0_pred = ops.clip(x0_pred, clip[0], clip[1])
+        if recompute_eps:
+            eps_pred = (x_t - extract(schedule, "sqrt_alpha_bars", t, ndim) * x0_pred) / extract(
+                schedule, "sqrt_one_minus_alpha_bars", t, ndim
+            )
     alpha_bar = extract(schedule, "alpha_bars", t, ndim)
     # ᾱ_{−1} = 1: index t_prev + 1 into [1, ᾱ_0, ..., ᾱ_{T−1}]
     alpha_bars_ext = ops.convert_to_tensor(np.append(1.0, schedule.alpha_bars).astype("float32"))
@@ -127,15 +135,43 @@ def timestep_sequence(timesteps, steps=None, spacing="uniform"):
     return seq[::-1].copy()
 
 
-def _validate(sampler, variance, eta, n):
+def step_plan(seq, jump=1, resample=1):
+    """The loop's moves: (t, up) pairs, where a down move at t takes x_t to x_{t−1}.
+
+    Without resampling this is ``seq`` itself, all down. RePaint's resampling
+    (Lugmayr et al. 2022, Algorithm 1 and sec. 4.2) goes back up ``jump`` steps
+    of the forward chain q(x_t | x_{t−1}) every ``jump`` steps, ``resample − 1``
+    times, so that the constrained and the generated parts harmonise; an up
+    move at t takes x_{t−1} back to x_t. Resampling needs every step (DDPM).
+    """
+    if resample == 1:
+        return [(int(t), False) for t in seq]
+    timesteps = len(seq)
+    left = {s: resample - 1 for s in range(0, timesteps - jump, jump)}  # state index s: x_s (−1 is x_0)
+    plan, s = [], timesteps - 1
+    while s >= 0:
+        plan.append((s, False))
+        s -= 1
+        if left.get(s, 0) > 0:
+            left[s] -= 1
+            for _ in range(jump):
+                s += 1
+                plan.append((s, True))
+    return plan
+
+
+def _validate(sampler, variance, eta, n, jump, resample):
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {', '.join(VARIANCES)}; got {variance!r}")
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    for name, value in (("n", n), ("jump", jump), ("resample", resample)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if resample > 1 and sampler != "ddpm":
+        raise ValueError("resampling (resample > 1) goes back up the forward chain one step at a time: use sampler='ddpm'")
 
 
 # denoiser -> {settings: compiled loop}. Weak keys, and the loops reach the
@@ -143,29 +179,51 @@ def _validate(sampler, variance, eta, n):
 _LOOPS = weakref.WeakKeyDictionary()
 
 
-def _compiled_loop(denoiser, schedule, sampler, seq, snap_pos, variance, eta, clip, jit_compile):
-    """One tf.function that runs every step in ``seq`` for a batch (cached per settings)."""
-    key = (tuple(schedule.betas), sampler, tuple(seq), tuple(snap_pos), variance, eta, clip, jit_compile)
+def _compiled_loop(denoiser, schedule, sampler, plan, snap_pos, variance, eta, clip, recompute_eps, guide, constraint, jit_compile):
+    """One tf.function that runs every move of ``plan`` for a batch (cached per settings).
+
+    Each down move asks the guide for ε̃ (the denoiser, perhaps guided), takes
+    one DDPM or DDIM step, then lets the constraint (an edit) adjust the new
+    state; an up move re-noises one step with q(x_t | x_{t−1}).
+    """
+    settings = (sampler, tuple(plan), tuple(snap_pos), variance, eta, clip, recompute_eps, guide.key)
+    key = (tuple(schedule.betas),) + settings + (None if constraint is None else constraint.key, jit_compile)
     cache = _LOOPS.setdefault(denoiser, {})
     if key in cache:
         return cache[key]
-    seq_t = tf.constant(seq, tf.int32)  # (S,)
-    prev_t = tf.constant(np.append(seq[1:], -1), tf.int32)  # (S,)
+    downs = [t for t, up in plan if not up]
+    next_down = {}  # the timestep after each down move: DDIM's τ'
+    for t_now, t_next in zip(downs, downs[1:] + [-1]):
+        next_down.setdefault(t_now, t_next)
+    plan_t = tf.constant([t for t, _ in plan], tf.int32)  # (P,)
+    plan_up = tf.constant([up for _, up in plan], tf.bool)  # (P,)
+    plan_prev = tf.constant([next_down.get(t, t - 1) for t, _ in plan], tf.int32)  # (P,)
+    any_up = any(up for _, up in plan)
     snap_pos_t = tf.constant(snap_pos, tf.int32)  # (K,)
     denoiser_ref = weakref.ref(denoiser)
 
+    def down(x, t, t_prev, z, labels, inputs, seed):
+        batch = tf.shape(x)[0]
+        eps_pred = guide.eps(denoiser_ref(), schedule, x, tf.fill([batch], t), labels)  # (B, H, W, C)
+        if sampler == "ddpm":
+            x = ddpm_step(schedule, x, t, eps_pred, z, variance=variance, clip=clip)
+        else:
+            x = ddim_step(schedule, x, t, t_prev, eps_pred, eta=eta, noise=z, clip=clip, recompute_eps=recompute_eps)
+        return x if constraint is None else constraint.apply(schedule, x, t_prev, inputs, seed)
+
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def loop(x, seed):
-        batch, shape = tf.shape(x)[0], x.shape
+    def loop(x, seed, labels, inputs):
+        shape = x.shape
         snaps = tf.zeros(tf.concat([[len(snap_pos)], tf.shape(x)], 0))  # (K, B, H, W, C)
-        for i in tf.range(len(seq)):
-            t = seq_t[i]
-            eps_pred = denoiser_ref()([x, tf.fill([batch], t)])  # (B, H, W, C)
-            z = tf.random.stateless_normal(tf.shape(x), seed=tf.random.experimental.stateless_fold_in(seed, i))
-            if sampler == "ddpm":
-                x = ddpm_step(schedule, x, t, eps_pred, z, variance=variance, clip=clip)
+        for i in tf.range(len(plan)):
+            t, t_prev = plan_t[i], plan_prev[i]
+            step_seed = tf.random.experimental.stateless_fold_in(seed, i)
+            z = tf.random.stateless_normal(tf.shape(x), seed=step_seed)
+            edit_seed = tf.random.experimental.stateless_fold_in(step_seed, 1)
+            if any_up:
+                x = tf.cond(plan_up[i], lambda: q_step(schedule, x, t, z), lambda: down(x, t, t_prev, z, labels, inputs, edit_seed))
             else:
-                x = ddim_step(schedule, x, t, prev_t[i], eps_pred, eta=eta, noise=z, clip=clip)
+                x = down(x, t, t_prev, z, labels, inputs, edit_seed)
             # keep the static shape: some denoisers lose the batch size, and the loop needs it fixed
             x = tf.ensure_shape(x, shape)
             if len(snap_pos):
@@ -193,11 +251,22 @@ def sample(
     batch_size=256,
     x_T=None,
     jit_compile=False,
+    labels=None,
+    guidance=0.0,
+    classifier=None,
+    classifier_scale=0.0,
+    recompute_eps=True,
+    constraint=None,
+    start=None,
+    jump=1,
+    resample=1,
+    progress=None,
 ):
     """Draw n images by running the reverse chain from x_T ~ N(0, I).
 
     Args:
-        denoiser: a model called as ``denoiser([x_t, t])`` returning ε̂.
+        denoiser: a model called as ``denoiser([x_t, t])`` returning ε̂, or
+            ``denoiser([x_t, t, y])`` when class-conditional.
         schedule: the ``NoiseSchedule`` the denoiser was trained with.
         n: number of images.
         sampler: ``"ddpm"`` (every step, DDPM Algorithm 2) or ``"ddim"``.
@@ -215,34 +284,72 @@ def sample(
         batch_size: images per compiled call.
         x_T: optional starting noise, shape (n, H, W, C).
         jit_compile: compile the loop with XLA.
+        labels: the class of each image, int (n,) or one int for all; for a
+            conditional denoiser (default: its null label, an unconditional
+            draw) or for classifier guidance.
+        guidance: classifier-free guidance weight w ≥ 0 (``guidance.cfg_eps``).
+        classifier: a noise-aware classifier ``classifier([x_t, t])`` → logits.
+        classifier_scale: classifier guidance scale s ≥ 0 (``guidance.classifier_eps``).
+        recompute_eps: DDIM with ``clip`` re-derives ε̂ from the clipped x̂_0
+            (see ``ddim_step``).
+        constraint: an edit applied inside the loop after every step (see
+            ``editing``): an object with ``key`` (hashable settings),
+            ``inputs(start, size)`` (a dict of the batch's arrays) and
+            ``apply(schedule, x, t, inputs, seed)``, which returns the state
+            x_t adjusted (t = −1: the final image).
+        start: the timestep the chain starts from, with ``x_T`` the state
+            there (default T−1; SDEdit starts lower).
+        jump, resample: RePaint's resampling (``step_plan``); 1 and 1 = none.
+        progress: called with the number of images done after each batch
+            (``progress.SamplingProgress`` prints a line when one took long).
 
     Returns:
         float32 NumPy images (n, H, W, C); with ``snapshots`` also an array
         (n, K, H, W, C) of the states at those timesteps.
     """
-    _validate(sampler, variance, eta, n)
+    from keras_diffusion.guidance import Guide
+
+    _validate(sampler, variance, eta, n, jump, resample)
     if sampler == "ddpm" and steps not in (None, schedule.timesteps):
         raise ValueError(f"the ddpm sampler takes all T={schedule.timesteps} steps; use sampler='ddim' for steps={steps}")
-    seq = timestep_sequence(schedule.timesteps, steps, spacing)
+    length = schedule.timesteps if start is None else _start_length(schedule, start, x_T)
+    seq = timestep_sequence(length, steps, spacing)
+    plan = step_plan(seq, jump, resample)
     snap_t = np.asarray([] if snapshots is None else snapshots, dtype=int).reshape(-1)
     schedule.check_t(snap_t)
-    # position in seq of the first visited step <= each requested t
-    snap_pos = np.array([int(np.argmax(seq <= t)) for t in snap_t], dtype=int)
+    # position in the plan of the last down move at the first visited step <= each requested t
+    snap_pos = np.array([max(i for i, (t, up) in enumerate(plan) if not up and t == seq[np.argmax(seq <= s)]) for s in snap_t], dtype=int)
     image_shape = tuple(image_shape or denoiser.inputs[0].shape[1:])
     seed = int(np.random.SeedSequence().generate_state(1)[0] % 2**31) if seed is None else int(seed)
     clip = None if clip is None else (float(clip[0]), float(clip[1]))
-    loop = _compiled_loop(denoiser, schedule, sampler, seq, snap_pos, variance, float(eta), clip, jit_compile)
+    guide = Guide(denoiser, labels, guidance, classifier, classifier_scale)
+    all_labels = guide.labels(labels, n)
+    if all_labels.shape != (n,):
+        raise ValueError(f"labels must be one label or one per image, shape ({n},); got shape {all_labels.shape}")
+    loop = _compiled_loop(denoiser, schedule, sampler, plan, snap_pos, variance, float(eta), clip, bool(recompute_eps), guide, constraint, jit_compile)
 
     images, snaps = [], []
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
-        batch_seed = tf.constant([seed, start], tf.int32)
+    for first in range(0, n, batch_size):
+        size = min(batch_size, n - first)
+        batch_seed = tf.constant([seed, first], tf.int32)
         if x_T is None:
             x = tf.random.stateless_normal((size,) + image_shape, seed=batch_seed + [0, 2**30])
         else:
-            x = tf.convert_to_tensor(np.asarray(x_T, np.float32)[start : start + size])
-        x, s = loop(x, batch_seed)
+            x = tf.convert_to_tensor(np.asarray(x_T, np.float32)[first : first + size])
+        inputs = {} if constraint is None else {k: tf.convert_to_tensor(v) for k, v in constraint.inputs(first, size).items()}
+        x, s = loop(x, batch_seed, tf.constant(all_labels[first : first + size]), inputs)
         images.append(x.numpy())
         snaps.append(np.moveaxis(s.numpy(), 0, 1))  # (B, K, H, W, C)
+        if progress is not None:
+            progress(first + size)
     images = np.concatenate(images)
     return (images, np.concatenate(snaps)) if snapshots is not None else images
+
+
+def _start_length(schedule, start, x_T):
+    """The number of timesteps a chain started at ``start`` visits (start + 1), checked."""
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < schedule.timesteps:
+        raise ValueError(f"start must be an integer timestep in [0, {schedule.timesteps - 1}], got {start!r}")
+    if x_T is None:
+        raise ValueError("start needs x_T: the state x_start the chain starts from (for SDEdit, a noised image)")
+    return int(start) + 1

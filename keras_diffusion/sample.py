@@ -15,6 +15,9 @@ EXAMPLES = [
     "python -m keras_diffusion.sample --run runs/unet --n 64 --out samples.png",
     "python -m keras_diffusion.sample --run runs/unet --n 1000 --npz samples.npz --seed 1",
     "python -m keras_diffusion.sample --run runs/unet --sampler ddim --steps 50",
+    "python -m keras_diffusion.sample --run runs/cond --label sneaker --guidance 3",
+    "python -m keras_diffusion.sample --run runs/cond --label all --n 80   # one row a class",
+    "python -m keras_diffusion.sample --run runs/unet --label bag --classifier runs/clf --classifier-scale 2",
 ]
 
 
@@ -31,7 +34,18 @@ def add_sampler_arguments(parser, many_steps=False):
     parser.add_argument(
         "--clip", action=argparse.BooleanOptionalAction, help="clip the predicted x0 to the data range at each step (default: as the run)"
     )
+    parser.add_argument(
+        "--recompute-eps",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="DDIM with clipping: re-derive eps from the clipped x0 (default: on)",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="images per compiled call (default: 256)")
+    guidance = parser.add_argument_group("guidance (class-conditional runs, or a noisy classifier)")
+    guidance.add_argument("--label", help="class to draw, by number or name (sneaker, bag, ...); 'all' draws one row a class")
+    guidance.add_argument("--guidance", type=float, help="classifier-free guidance w >= 0 (default: 3 with --label on a conditional run, else 0)")
+    guidance.add_argument("--classifier", metavar="RUN", help="noisy classifier run (train --classifier) for classifier guidance")
+    guidance.add_argument("--classifier-scale", type=float, help="classifier guidance scale s >= 0 (default: 1 with --classifier)")
 
 
 def check_sampler_arguments(parser, args):
@@ -46,6 +60,51 @@ def check_sampler_arguments(parser, args):
             parser.error(f"--steps must be >= 1, got {steps}")
     if not args.eta >= 0:
         parser.error(f"--eta must be >= 0, got {args.eta}")
+    for flag in ("guidance", "classifier_scale"):
+        value = getattr(args, flag)
+        if value is not None and not value >= 0:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 0, got {value}")
+    if args.classifier_scale and args.classifier is None:
+        parser.error("--classifier-scale needs --classifier RUN (a noisy classifier: train --classifier)")
+    if (args.guidance or args.classifier) and args.label is None:
+        parser.error("guidance needs --label: a class by number or name, or 'all'")
+
+
+def guidance_settings(args, config, n):
+    """(sample kwargs for labels and guidance, the number of images) from --label/--guidance/--classifier.
+
+    ``--label all`` draws max(1, n // 10) images of each class, class after class.
+    """
+    import numpy as np
+
+    from keras_diffusion.checkpoint import load_run
+    from keras_diffusion.data import CLASS_NAMES, label_index
+    from keras_diffusion.guidance import DEFAULT_GUIDANCE
+
+    if args.label is None:
+        return {}, n
+    try:
+        if args.label == "all":
+            labels = np.repeat(np.arange(len(CLASS_NAMES[config.dataset])), max(1, n // len(CLASS_NAMES[config.dataset])))
+        else:
+            labels = np.full(n, label_index(args.label, config.dataset))
+    except ValueError as error:
+        raise cli.UsageError(f"--label: {error}") from None
+    kwargs = {"labels": labels}
+    if config.conditional:
+        kwargs["guidance"] = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+    elif args.guidance:
+        raise cli.UsageError("--guidance needs a run trained with --conditional; for this one use --classifier RUN")
+    elif args.classifier is None:
+        raise cli.UsageError("--label needs a run trained with --conditional, or --classifier RUN for classifier guidance")
+    if args.classifier is not None:
+        classifier, schedule, clf_config = load_run(args.classifier)
+        if clf_config.model != "noisy_classifier":
+            raise cli.UsageError(f"--classifier {args.classifier} is a {clf_config.model} run; train one with --classifier")
+        if clf_config.schedule != config.schedule or clf_config.timesteps != config.timesteps or clf_config.scaling != config.scaling:
+            raise cli.UsageError(f"--classifier {args.classifier} was trained with another schedule, T or scaling than this run")
+        kwargs.update(classifier=classifier, classifier_scale=1.0 if args.classifier_scale is None else args.classifier_scale)
+    return kwargs, len(labels)
 
 
 def draw(args, run_dir, n, steps=None):
@@ -55,13 +114,17 @@ def draw(args, run_dir, n, steps=None):
     """
     from keras_diffusion.checkpoint import load_run
     from keras_diffusion.data import to_uint8
+    from keras_diffusion.progress import SamplingProgress
     from keras_diffusion.reverse import sample
     from keras_diffusion.training import clip_range, sampling_clip
 
     steps = args.steps if steps is None else steps
     denoiser, schedule, config = load_run(run_dir)
+    if config.model == "noisy_classifier":
+        raise cli.UsageError(f"{run_dir} is a noisy classifier, not a denoiser: pass it as --classifier {run_dir}")
     if steps is not None and steps > schedule.timesteps:
         raise cli.UsageError(f"--steps must be <= T={schedule.timesteps} of this run, got {steps}")
+    guided, n = guidance_settings(args, config, n)
     start = time.time()
     images = sample(
         denoiser,
@@ -74,6 +137,9 @@ def draw(args, run_dir, n, steps=None):
         variance=args.variance,
         clip=sampling_clip(config) if args.clip is None else (clip_range(config.scaling) if args.clip else None),
         batch_size=args.batch_size,
+        progress=SamplingProgress(n),  # a line after a batch when 30 s have passed
+        recompute_eps=args.recompute_eps,
+        **guided,
     )
     return to_uint8(images, config.scaling), config, time.time() - start
 
@@ -104,15 +170,31 @@ def main(argv=None):
     from keras_diffusion.plotting import plot_samples
 
     pixels, config, seconds = draw(args, args.run, args.n)  # (N, 28, 28, 1) uint8
+    n = len(pixels)
     if args.npz:
         write_npz(args.npz, images=pixels)
         print(f"wrote {args.npz} (images: {pixels.shape} uint8)")
     if args.out:
-        title = f"{config.model}, {args.sampler}" + (f" {args.steps} steps" if args.steps else "")
-        plot_samples(pixels, title=title, path=pathlib.Path(args.out))
+        title = f"{config.model}, {args.sampler}" + (f" {args.steps} steps" if args.steps else "") + _guidance_title(args, config)
+        # --label all: one row a class
+        ncols = n // 10 if args.label == "all" else 8
+        plot_samples(pixels, title=title, path=pathlib.Path(args.out), ncols=ncols)
         print(f"wrote {args.out}")
-    print(f"{args.n} images in {seconds:.1f} s ({args.n / seconds:.1f} images/s)")
+    print(f"{n} images in {seconds:.1f} s ({n / seconds:.1f} images/s)")
     return 0
+
+
+def _guidance_title(args, config):
+    if args.label is None:
+        return ""
+    what = "one class a row" if args.label == "all" else f"label {args.label}"
+    if config.conditional:
+        from keras_diffusion.guidance import DEFAULT_GUIDANCE
+
+        what += f", guidance w = {DEFAULT_GUIDANCE if args.guidance is None else args.guidance:g}"
+    if args.classifier:
+        what += f", classifier scale {1.0 if args.classifier_scale is None else args.classifier_scale:g}"
+    return f", {what}"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ EXAMPLES = [
     "python -m keras_diffusion.train --resume runs/unet --epochs 30   # continue a run",
     "python -m keras_diffusion.train --model mlp --deterministic      # bit-identical reruns",
     "python -m keras_diffusion.train --strategy mirrored --mixed-precision  # every local GPU, float16",
+    "python -m keras_diffusion.train --conditional --out runs/cond   # class-conditional, for --guidance",
+    "python -m keras_diffusion.train --classifier --out runs/clf     # noisy classifier, for classifier guidance",
 ]
 
 
@@ -26,7 +28,12 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="run directory to write (default: runs/<model>, numbered when taken)")
     parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     parser.add_argument("--resume", metavar="RUN", help="continue RUN after its last completed epoch (--epochs may extend it)")
+    parser.add_argument("--classifier", action="store_true", help="train the noise-aware classifier for classifier guidance (--model noisy_classifier)")
     args = parser.parse_args(argv)
+    if args.classifier:
+        if args.model not in (TrainConfig.model, "noisy_classifier"):
+            parser.error(f"--classifier trains the noisy_classifier; drop --model {args.model}")
+        args.model = "noisy_classifier"
     config = from_arguments(args, TrainConfig)
     if args.resume:
         given = [f"--{k.replace('_', '-')}" for k, v in vars(config).items() if k != "epochs" and v != getattr(TrainConfig(), k)]

@@ -19,9 +19,10 @@ import tensorflow as tf
 
 from keras_diffusion import checkpoint, plotting
 from keras_diffusion.config import apply_determinism
-from keras_diffusion.data import load_images, make_dataset, scale_images
+from keras_diffusion.data import NUM_CLASSES, load_images, make_dataset, scale_images
 from keras_diffusion.devices import is_chief, make_strategy, precision
-from keras_diffusion.diffusion import DiffusionModel
+from keras_diffusion.diffusion import DiffusionModel, NoisyClassifierModel
+from keras_diffusion.models import CLASSIFIERS
 from keras_diffusion.reverse import sample
 from keras_diffusion.schedule import NoiseSchedule
 
@@ -45,6 +46,16 @@ def make_schedule(config):
     if config.schedule == "cosine":
         return NoiseSchedule.cosine(config.timesteps)
     return NoiseSchedule.from_name(config.schedule, config.timesteps, beta_start=config.beta_start, beta_end=config.beta_end)
+
+
+def is_classifier(config):
+    """Whether a run trains the noise-aware classifier rather than a denoiser."""
+    return config.model in CLASSIFIERS
+
+
+def uses_labels(config):
+    """Whether a run trains on (image, label) batches: a conditional denoiser or a classifier."""
+    return config.conditional or is_classifier(config)
 
 
 def clip_range(scaling):
@@ -126,7 +137,10 @@ def build_training(config, image_shape, strategy=None):
     schedule = make_schedule(config)
     with precision(config.mixed_precision), strategy.scope():
         denoiser = checkpoint.build_denoiser(config, image_shape)
-        model = DiffusionModel(denoiser, schedule, seed=config.seed)
+        if is_classifier(config):
+            model = NoisyClassifierModel(denoiser, schedule, seed=config.seed)
+        else:
+            model = DiffusionModel(denoiser, schedule, seed=config.seed, cond_drop=config.cond_drop if config.conditional else 0.0)
         optimizer = keras.optimizers.Adam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99)
         if config.mixed_precision:
             # float16 gradients underflow to 0 without a loss scale; it also skips steps with inf gradients
@@ -185,10 +199,11 @@ def train(config=None, out=None, overwrite=False, resume=None, verbose=None):
 def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
     """``train`` once the run directory and the strategy are settled; returns the history."""
     keras.utils.set_random_seed(config.seed + initial_epoch)
-    images, _ = load_images(config.dataset, "train", config.data_dir, config.data_source, config.limit)
+    images, labels = load_images(config.dataset, "train", config.data_dir, config.data_source, config.limit)
     # a resumed run must not replay the first epoch's order: the shuffle seed moves on with it.
     # batch_size is the global batch: under a strategy Keras splits each batch across the replicas
-    dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed + initial_epoch)
+    labels = labels if uses_labels(config) else None
+    dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed + initial_epoch, labels=labels)
     schedule, denoiser, model = build_training(config, images.shape[1:], strategy)
     checkpoint.save_config(run_dir, config, schedule, images.shape[1:])
     if initial_epoch:
@@ -200,6 +215,10 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
     guard = {"diverged": False}
     callbacks = _callbacks(run_dir, config, schedule, initial_epoch, guard)
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
+    if verbose == 2:  # one line an epoch (a log, not a terminal): progress lines fill the minutes between
+        from keras_diffusion.progress import TrainingProgress
+
+        callbacks.append(TrainingProgress(config.batch_size))
     history = {}
     try:
         if initial_epoch < config.epochs:
@@ -217,7 +236,11 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
             f"the loss became non-finite in epoch {checkpoint.read_state_epoch(run_dir) + 1}: training stopped and the "
             f"last good checkpoint in {run_dir} is kept. Try a smaller --lr."
         )
-    if chief:
+    if chief and is_classifier(config):
+        from keras_diffusion.guidance import classifier_report
+
+        classifier_report(run_dir, denoiser, schedule, config)
+    elif chief:
         make_figures(run_dir, denoiser, schedule, config, images)
     return history
 
@@ -262,8 +285,17 @@ def make_figures(run_dir, denoiser, schedule, config, images):
     plotting.plot_classic(denoiser, schedule, x0[0], path=run_dir / "classic.png", clip=clip, **kwargs)
     plotting.plot_forward_grid(schedule, x0, path=run_dir / "forward_grid.png", **kwargs)
     plotting.plot_reverse_grid(denoiser, schedule, n=4, path=run_dir / "reverse_grid.png", clip=clip, **kwargs)
-    samples = sample(denoiser, schedule, config.n_samples, seed=config.seed, clip=clip)
-    plotting.plot_samples(samples, config.scaling, title=f"{config.model}: {len(samples)} samples", path=run_dir / "samples.png")
+    if config.conditional:  # a class grid: each row one label, guided as sample --label all draws it
+        from keras_diffusion.guidance import DEFAULT_GUIDANCE
+
+        labels = np.repeat(np.arange(NUM_CLASSES), max(1, config.n_samples // NUM_CLASSES))
+        samples = sample(denoiser, schedule, len(labels), seed=config.seed, clip=clip, labels=labels, guidance=DEFAULT_GUIDANCE)
+        title = f"{config.model}, one class a row, guidance w = {DEFAULT_GUIDANCE:g}"
+    else:
+        samples = sample(denoiser, schedule, config.n_samples, seed=config.seed, clip=clip)
+        title = f"{config.model}: {len(samples)} samples"
+    ncols = max(1, config.n_samples // NUM_CLASSES) if config.conditional else 8
+    plotting.plot_samples(samples, config.scaling, title=title, path=run_dir / "samples.png", ncols=ncols)
     history = run_dir / checkpoint.HISTORY
     if history.exists() and history.stat().st_size:
         plotting.plot_loss(history, path=run_dir / "loss.png", title=f"{config.model} training loss")

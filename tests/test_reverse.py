@@ -123,3 +123,43 @@ def test_sample_refuses_bad_arguments(kwargs, match):
     s = NoiseSchedule.linear()
     with pytest.raises(ValueError, match=match):
         sample(lambda inputs: inputs[0], s, 2, image_shape=(2, 2, 1), **kwargs)
+
+
+@pytest.mark.parametrize("recompute", [True, False])
+def test_recomputed_eps_makes_clipped_ddim_eta_1_the_clipped_ddpm_step(recompute):
+    schedule = NoiseSchedule.cosine(50)
+    rng = np.random.default_rng(7)
+    x_t = tf.constant(rng.standard_normal((3, 28, 28, 1)), tf.float32)
+    eps = tf.constant(3 * rng.standard_normal((3, 28, 28, 1)), tf.float32)  # large: x̂_0 gets clipped
+    z = tf.constant(rng.standard_normal((3, 28, 28, 1)), tf.float32)
+    gaps = []
+    for t in (49, 30, 10, 1):
+        ddim = ddim_step(schedule, x_t, t, t - 1, eps, eta=1.0, noise=z, clip=(-1, 1), recompute_eps=recompute)
+        ddpm = ddpm_step(schedule, x_t, t, eps, z, variance="posterior", clip=(-1, 1))
+        gaps.append(float(np.abs(np.asarray(ddim) - np.asarray(ddpm)).max()))
+    if recompute:
+        assert max(gaps) < 1e-4, gaps
+    else:  # the clipped x̂_0 with the unclipped ε̂: another step
+        assert max(gaps) > 1e-2, gaps
+
+
+def test_step_plan_without_resampling_is_the_sequence():
+    from keras_diffusion.reverse import step_plan
+
+    assert step_plan([4, 3, 2, 1, 0]) == [(4, False), (3, False), (2, False), (1, False), (0, False)]
+
+
+@pytest.mark.parametrize("jump, resample", [(1, 2), (3, 2), (4, 5)])
+def test_step_plan_resamples_as_repaint(jump, resample):
+    from keras_diffusion.reverse import step_plan
+
+    T = 20
+    plan = step_plan(list(range(T - 1, -1, -1)), jump, resample)
+    state = T - 1  # the plan must be a walk: down at t needs x_t, up at t needs x_{t−1}
+    for t, up in plan:
+        assert t == (state + 1 if up else state)
+        state = t if up else t - 1
+    assert state == -1
+    ups = sum(up for _, up in plan)
+    assert ups == jump * (resample - 1) * len(range(0, T - jump, jump))
+    assert len(plan) - ups == T + ups  # every up is walked down again

@@ -48,11 +48,16 @@ MODELS = {
     # the many small element-wise ops of GroupNorm and swish: 124 vs 93 images/s here
     "unet": (_Lazy("unet.unet"), dict(scaling="minus_one_one", schedule="cosine", ema=0.995, epochs=2, batch_size=64, lr=2e-3, clip=True, xla=True, steps_per_execution=1)),
 }
+# not denoisers: called as classifier([x_t, t]) and returning logits; trained with --classifier
+CLASSIFIERS = {
+    "noisy_classifier": (_Lazy("classifier.noisy_classifier"), dict(scaling="minus_one_one", schedule="cosine", ema=0.0, epochs=3, batch_size=128, lr=1e-3, clip=True, xla=True, steps_per_execution=1)),
+}
+MODELS.update(CLASSIFIERS)
 
 
-def model_names():
-    """The registered model names, in ladder order."""
-    return tuple(MODELS)
+def model_names(classifiers=False):
+    """The registered denoiser names, in ladder order (and the classifiers' too when asked)."""
+    return tuple(name for name in MODELS if classifiers or name not in CLASSIFIERS)
 
 
 def model_defaults(name):

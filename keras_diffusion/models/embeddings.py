@@ -48,3 +48,24 @@ def time_embedding(t, dim, hidden=None):
     h = SinusoidalEmbedding(dim)(t)  # (B, dim)
     h = layers.Dense(hidden, activation="swish")(h)
     return layers.Dense(hidden)(h)  # (B, hidden)
+
+
+def label_embedding(y, num_classes, dim):
+    """A learned vector per class plus one for the null label y = num_classes, added to the time embedding.
+
+    As in the class-conditional models of Ho et al. 2020 and Dhariwal & Nichol
+    2021: the label shifts every residual block the way the timestep does.
+    The null row is what a classifier-free-guided model sees when its label
+    is dropped during training (Ho & Salimans 2022, sec. 3.2).
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    return layers.Embedding(num_classes + 1, dim, name="label_embedding")(y)  # (B, dim)
+
+
+def num_classes_of(model):
+    """The number of classes of a conditional denoiser (its null label), or None when unconditional."""
+    try:
+        return model.get_layer("label_embedding").input_dim - 1
+    except (AttributeError, ValueError):  # not a Keras model (a plain function), or no label input
+        return None

@@ -8,7 +8,7 @@ scaled down for Fashion-MNIST.
 import keras
 from keras import layers
 
-from keras_diffusion.models.embeddings import time_embedding
+from keras_diffusion.models.embeddings import label_embedding, time_embedding
 
 
 def _groups(width, groups):
@@ -35,8 +35,8 @@ def attention_block(x, groups, heads=4):
     return x + layers.Reshape((height, width, channels))(h)
 
 
-def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, attention=True, groups=8):
-    """Build the U-Net denoiser.
+def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, attention=True, groups=8, num_classes=None):
+    """Build the U-Net denoiser, called as ``denoiser([x_t, t])`` or, with classes, ``denoiser([x_t, t, y])``.
 
     Args:
         image_shape: (H, W, C); H and W divisible by 2^(len(widths)−1).
@@ -45,6 +45,9 @@ def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, 
         blocks: residual blocks per level on the way down (one more on the way up).
         attention: self-attention in the middle, at the lowest resolution.
         groups: GroupNormalization groups (reduced to a divisor of each width).
+        num_classes: when set, the model is class-conditional: integer labels
+            y in [0, num_classes] come in as a third input, where y = num_classes
+            is the "null" label (no class) that classifier-free guidance needs.
     """
     del timesteps
     widths = tuple(int(w) for w in widths)
@@ -54,6 +57,11 @@ def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, 
     x_t = keras.Input(image_shape, name="x_t")
     t = keras.Input((), dtype="int32", name="t")
     emb = time_embedding(t, widths[0])  # (B, 4·widths[0])
+    inputs = [x_t, t]
+    if num_classes is not None:
+        y = keras.Input((), dtype="int32", name="y")
+        inputs.append(y)
+        emb = emb + label_embedding(y, num_classes, emb.shape[-1])  # (B, 4·widths[0])
 
     x = layers.Conv2D(widths[0], 3, padding="same")(x_t)  # (B, 28, 28, w0)
     skips = [x]
@@ -77,4 +85,4 @@ def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, 
     x = layers.Activation("swish")(layers.GroupNormalization(_groups(widths[0], groups))(x))
     # zero-initialised output: ε̂ starts at 0, so the loss starts at exactly E[ε²] = 1
     eps_pred = layers.Conv2D(image_shape[-1], 3, padding="same", kernel_initializer="zeros")(x)
-    return keras.Model([x_t, t], eps_pred, name="unet")
+    return keras.Model(inputs, eps_pred, name="unet" if num_classes is None else "conditional_unet")

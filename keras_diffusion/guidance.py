@@ -1,0 +1,189 @@
+"""Guidance: steering the reverse process toward a class by changing ε̂, never the update rule.
+
+Both kinds follow from Bayes' rule on scores, with the score
+∇ log p(x_t) = −ε̂/sqrt(1−ᾱ_t) (Song et al. 2021):
+
+    ∇ log p(x_t | y) = ∇ log p(x_t) + ∇ log p(y | x_t).
+
+Classifier guidance takes the second term from a noise-aware classifier
+(Dhariwal & Nichol 2021); classifier-free guidance gets it from the same
+network run with and without its label (Ho & Salimans 2022). Either way the
+result is an ε̃ that the DDPM or DDIM step uses in place of ε̂.
+"""
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_diffusion.forward import extract
+from keras_diffusion.models.embeddings import num_classes_of
+
+
+def cfg_eps(denoiser, x_t, t, labels, null_label, guidance):
+    """ε̃ = (1 + w)·ε(x_t, y) − w·ε(x_t, ∅)   (Ho & Salimans 2022, eq. 6).
+
+    The conditional and the null pass go through the denoiser as ONE batch
+    of 2B, which costs less than two calls; w = 0 makes a single pass.
+
+    Args:
+        denoiser: a conditional denoiser, called as ``denoiser([x_t, t, y])``.
+        x_t: (B, H, W, C). t, labels: int (B,).
+        null_label: the label that means "no class" (the denoiser's num_classes).
+        guidance: w ≥ 0, a Python float (it decides the graph).
+    """
+    if guidance == 0:
+        return denoiser([x_t, t, labels])
+    null = ops.full_like(labels, null_label)
+    eps = denoiser([ops.concatenate([x_t, x_t], 0), ops.concatenate([t, t], 0), ops.concatenate([labels, null], 0)])  # (2B, H, W, C)
+    eps_cond, eps_null = ops.split(ops.cast(eps, "float32"), 2, axis=0)  # (B, H, W, C) each
+    return (1.0 + guidance) * eps_cond - guidance * eps_null
+
+
+def classifier_gradient(classifier, x_t, t, labels):
+    """∇_{x_t} log p_φ(y | x_t, t), the classifier's pull toward y, shaped like x_t."""
+    x_t = tf.convert_to_tensor(x_t, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        logits = tf.cast(classifier([x_t, t]), tf.float32)  # (B, classes)
+        log_p = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=1)  # (B,)
+        # each image's log p depends only on its own pixels, so the gradient of the sum is per image
+        total = tf.reduce_sum(log_p)
+    return tape.gradient(total, x_t)
+
+
+def classifier_eps(schedule, eps, classifier, x_t, t, labels, scale):
+    """ε̃ = ε̂ − s·sqrt(1−ᾱ_t)·∇_{x_t} log p_φ(y | x_t, t)   (Dhariwal & Nichol 2021, eq. 14).
+
+    The ε form works for DDIM as well as DDPM: it is the score of
+    p(x_t)·p(y | x_t)^s written as a noise prediction.
+    """
+    ndim = len(x_t.shape)
+    return ops.cast(eps, "float32") - scale * extract(schedule, "sqrt_one_minus_alpha_bars", t, ndim) * classifier_gradient(
+        classifier, x_t, t, labels
+    )
+
+
+class Guide:
+    """How a sampling loop gets ε̃ at each step: the denoiser alone, CFG, classifier guidance, or both.
+
+    ``sample`` builds one from its arguments, checks them against the
+    denoiser once, and calls ``eps(x_t, t, labels)`` inside its compiled loop.
+    """
+
+    def __init__(self, denoiser, labels=None, guidance=0.0, classifier=None, classifier_scale=0.0):
+        self.num_classes = num_classes_of(denoiser)
+        self.guidance, self.classifier_scale = float(guidance), float(classifier_scale)
+        self.classifier = classifier if self.classifier_scale else None
+        _check(self, labels, classifier)
+
+    @property
+    def key(self):
+        """What decides the compiled graph (the labels themselves are a loop input)."""
+        return (self.num_classes, self.guidance, self.classifier_scale, id(self.classifier))
+
+    def labels(self, labels, n):
+        """The per-image labels (n,) int32 the loop is fed: the null label when none were asked for."""
+        if labels is None:
+            return np.full(n, self.num_classes or 0, np.int32)
+        labels = np.asarray(labels)
+        return np.broadcast_to(labels, (n,)).astype(np.int32) if labels.ndim == 0 else labels.astype(np.int32)
+
+    def eps(self, denoiser, schedule, x_t, t, labels):
+        """ε̃ for a batch: (B, H, W, C) float32."""
+        if self.num_classes is None:
+            eps = denoiser([x_t, t])
+        else:
+            eps = cfg_eps(denoiser, x_t, t, labels, self.num_classes, self.guidance)
+        if self.classifier is not None:
+            eps = classifier_eps(schedule, eps, self.classifier, x_t, t, labels, self.classifier_scale)
+        return ops.cast(eps, "float32")
+
+
+def _check(guide, labels, classifier):
+    """One-line errors for guidance settings that cannot mean what the caller wants."""
+    if not guide.guidance >= 0:
+        raise ValueError(f"guidance must be >= 0 (0 = no classifier-free guidance), got {guide.guidance}")
+    if not guide.classifier_scale >= 0:
+        raise ValueError(f"classifier_scale must be >= 0, got {guide.classifier_scale}")
+    if guide.classifier_scale and classifier is None:
+        raise ValueError("classifier_scale needs classifier=: a noise-aware classifier (python -m keras_diffusion.train --classifier)")
+    if classifier is not None and len(classifier.inputs) != 2:
+        raise ValueError("classifier must be a noise-aware classifier called as classifier([x_t, t])")
+    if guide.num_classes is None and guide.guidance:
+        raise ValueError(
+            "classifier-free guidance needs a class-conditional denoiser (train one with --conditional); "
+            "for this unconditional one use classifier guidance (classifier=, classifier_scale=)"
+        )
+    if guide.num_classes is None and labels is not None and guide.classifier is None:
+        raise ValueError(
+            "labels were given to an unconditional denoiser, which would ignore them: "
+            "train with --conditional, or add a classifier for classifier guidance"
+        )
+    if labels is None and (guide.guidance or guide.classifier is not None):
+        raise ValueError("guidance needs labels=: the class of each image (or one class for all)")
+    if labels is not None:
+        values = np.asarray(labels)
+        classes = guide.num_classes if guide.num_classes is not None else classifier.outputs[0].shape[-1]
+        # the null label is a valid input only to a conditional model without guidance (an unconditional draw)
+        top = classes if guide.num_classes is not None and not guide.guidance and guide.classifier is None else classes - 1
+        if values.dtype.kind not in "iu" or values.size == 0 or values.min() < 0 or values.max() > top:
+            raise ValueError(f"labels must be integers in [0, {top}], got {_quote(values)}")
+
+
+def _quote(values):
+    flat = np.asarray(values).reshape(-1)
+    return repr(flat[:8].tolist()) + (" ..." if flat.size > 8 else "")
+
+
+DEFAULT_GUIDANCE = 3.0  # the w that `sample --label` uses unless told otherwise (see README: label accuracy against w)
+
+
+def accuracy_against_t(classifier, schedule, x0, labels, timesteps, seed=0, batch_size=500):
+    """The noisy classifier's accuracy on x_t = q_sample(x_0, t, ε) at each t: how far its gradient can be trusted.
+
+    Args:
+        x0: scaled images (N, H, W, C). labels: int (N,). timesteps: the t to test.
+
+    Returns:
+        float accuracies, one per t.
+    """
+    from keras_diffusion.forward import q_sample
+
+    rng = np.random.default_rng(seed)
+    accuracies = []
+    for t in timesteps:
+        hits = 0
+        for first in range(0, len(x0), batch_size):
+            batch = np.asarray(x0[first : first + batch_size], np.float32)
+            t_batch = np.full(len(batch), t, np.int32)
+            x_t = q_sample(schedule, batch, t_batch, rng.standard_normal(batch.shape).astype(np.float32))
+            logits = np.asarray(classifier([np.asarray(x_t), t_batch], training=False))  # (B, classes)
+            hits += int(np.sum(np.argmax(logits, -1) == labels[first : first + batch_size]))
+        accuracies.append(hits / len(x0))
+    return accuracies
+
+
+def classifier_report(run_dir, classifier, schedule, config, n=2000):
+    """After training a noisy classifier: accuracy against t on n test images (accuracy.json, accuracy.png) and the loss curve."""
+    import json
+    import pathlib
+
+    from keras_diffusion import checkpoint, plotting
+    from keras_diffusion.data import load_images, scale_images
+
+    run_dir = pathlib.Path(run_dir)
+    images, labels = load_images(config.dataset, "test", config.data_dir, config.data_source, n)
+    T = schedule.timesteps
+    timesteps = sorted({0, T // 10, T // 4, T // 2, 3 * T // 4, 9 * T // 10, T - 1})
+    accuracies = accuracy_against_t(classifier, schedule, scale_images(images, config.scaling), labels.astype(int), timesteps, config.seed)
+    report = {"n": len(images), "timesteps": timesteps, "accuracy": [round(a, 4) for a in accuracies]}
+    checkpoint.write_json(run_dir / "accuracy.json", report)
+    plotting.plot_curve(
+        timesteps, accuracies, xlabel="t", ylabel="test accuracy", title=f"noisy classifier on x_t ({len(images)} test images)",
+        path=run_dir / "accuracy.png", ylim=(0, 1),
+    )
+    history = run_dir / checkpoint.HISTORY
+    if history.exists() and history.stat().st_size:
+        plotting.plot_loss(history, path=run_dir / "loss.png", title=f"{config.model} training loss")
+    print("noisy classifier accuracy against t: " + json.dumps(dict(zip(map(str, timesteps), report["accuracy"]))))
+    return report
