@@ -11,3 +11,5 @@ SOURCES = ("auto", "idx", "tfds", "keras")
 STRATEGIES = ("default", "mirrored", "multiworker")
 SAMPLERS = ("ddpm", "ddim")
 VARIANCES = ("beta", "posterior")
+EDITS = ("inpaint", "superres", "img2img")  # python -m keras_diffusion.edit METHOD
+MASKS = ("box", "left", "right", "top", "bottom", "random")  # the region inpainting fills

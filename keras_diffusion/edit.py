@@ -1,0 +1,284 @@
+"""Edit real images with a trained run: inpainting, super-resolution, image-to-image.
+
+    python -m keras_diffusion.edit inpaint --run runs/unet --images test:0-15 --mask right --out inpaint.png
+
+No training: the run's denoiser fills a mask (RePaint), upsamples (ILVR) or
+redraws a noised image (SDEdit) through the same reverse loop that samples.
+"""
+
+import pathlib
+import re
+import sys
+import time
+
+import numpy as np
+
+from keras_diffusion import cli
+from keras_diffusion.names import EDITS, MASKS  # import-free, for fast --help
+from keras_diffusion.sample import add_sampler_arguments, check_sampler_arguments, guidance_settings
+
+EXAMPLES = [
+    "python -m keras_diffusion.edit inpaint --run runs/unet --images test:0-15 --mask right",
+    "python -m keras_diffusion.edit inpaint --run runs/unet --images test:0-7 --mask box --resample 10 --jump 10",
+    "python -m keras_diffusion.edit superres --run runs/unet --images test:0-15 --factor 4 --npz sr.npz",
+    "python -m keras_diffusion.edit img2img --run runs/unet --images sketch.png --strength 0.6 --sampler ddim --steps 50",
+]
+IMAGE_RANGE = re.compile(r"^(train|test):(\d+)(?:-(\d+))?$")  # test:0-15, inclusive; test:7 is one image
+ONLY = {"mask": "inpaint", "resample": "inpaint", "jump": "inpaint", "factor": "superres", "strength": "img2img"}
+DEFAULTS = {"mask": "right", "resample": 1, "jump": 10, "strength": 0.5}
+
+
+def parse_args(argv=None):
+    parser = cli.Parser("keras_diffusion.edit", __doc__.strip().splitlines()[0], EXAMPLES)
+    parser.add_argument("method", choices=EDITS, help="inpaint (RePaint), superres (ILVR) or img2img (SDEdit)")
+    parser.add_argument("--run", required=True, help="run directory written by keras_diffusion.train")
+    parser.add_argument(
+        "--images", nargs="+", default=["test:0-7"],
+        help="test:0-15 (an inclusive index range of a split), or .npz files (uint8 under 'images') and 28x28 .png files (default: test:0-7)",
+    )
+    parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files (default: found as training does)")
+    parser.add_argument("--seeds", type=int, default=3, help="results per image, from seeds --seed, --seed+1, ... (default: 3)")
+    parser.add_argument("--out", help="PNG figure: originals | input | results (default: METHOD.png unless --npz is given)")
+    parser.add_argument("--npz", help="also write the results of --seed as uint8 (N, 28, 28, 1) under key 'images', in input order")
+    group = parser.add_argument_group("inpaint")
+    group.add_argument("--mask", help=f"region to fill: {', '.join(MASKS)}, or a .png/.npz/.npy of 0/1 (1 = fill) (default: right)")
+    group.add_argument("--resample", type=int, help="RePaint's r: resamplings per jump, 1 = plain replacement (default: 1)")
+    group.add_argument("--jump", type=int, help="RePaint's jump length j in steps (default: 10)")
+    group = parser.add_argument_group("superres")
+    group.add_argument("--factor", type=int, help="upsampling factor, divides 28 (default: 4, or 28 over the size of smaller input images)")
+    group = parser.add_argument_group("img2img")
+    group.add_argument("--strength", type=float, help="in (0, 1]: t_0 = strength·T; 1 ignores the input (default: 0.5)")
+    add_sampler_arguments(parser)
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    return args
+
+
+def _check(parser, args):
+    """One-line errors for flags that cannot work, before TensorFlow loads."""
+    for name, method in ONLY.items():
+        if getattr(args, name) is not None and args.method != method:
+            parser.error(f"--{name} is for {method}, not {args.method}")
+        if getattr(args, name) is None and name in DEFAULTS:
+            setattr(args, name, DEFAULTS[name])
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    args.n = args.seeds  # what check_sampler_arguments checks
+    check_sampler_arguments(parser, args)
+    for name in ("resample", "jump"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.resample > 1 and args.sampler != "ddpm":
+        parser.error("--resample > 1 goes back up the chain one step at a time: it needs --sampler ddpm")
+    if not 0 < args.strength <= 1:
+        parser.error(f"--strength must be in (0, 1] (1 ignores the input image), got {args.strength}")
+    if args.factor is not None and (args.factor < 2 or 28 % args.factor):
+        parser.error(f"--factor must divide 28 (2, 4, 7, 14 or 28), got {args.factor}")
+    if args.method == "inpaint" and args.mask not in MASKS and not pathlib.Path(args.mask).is_file():
+        parser.error(f"--mask {args.mask}: not one of {', '.join(MASKS)} and not a file")
+    for spec in args.images:
+        if not IMAGE_RANGE.match(spec) and not pathlib.Path(spec).is_file():
+            parser.error(f"--images {spec}: neither a range like test:0-15 nor a file")
+        match = IMAGE_RANGE.match(spec)
+        if match and match.group(3) is not None and int(match.group(3)) < int(match.group(2)):
+            parser.error(f"--images {spec}: the range ends before it starts")
+    if not (pathlib.Path(args.run) / "config.json").is_file():
+        parser.error(f"--run {args.run}: {args.run} is not a run directory (no config.json); train one with python -m keras_diffusion.train")
+    if args.out is None and args.npz is None:
+        args.out = f"{args.method}.png"
+    for flag, path in (("--out", args.out), ("--npz", args.npz)):
+        if path is not None and not pathlib.Path(path).resolve().parent.is_dir():
+            parser.error(f"{flag} {path}: folder {pathlib.Path(path).parent} does not exist")
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def read_images(specs, data_dir=None):
+    """uint8 (N, H, W, 1) from ranges like test:0-15 and .npz/.npy/.png files, in the order given."""
+    from keras_diffusion.data import load_images
+
+    parts = []
+    for spec in specs:
+        match = IMAGE_RANGE.match(spec)
+        if match:
+            split, first = match.group(1), int(match.group(2))
+            last = first if match.group(3) is None else int(match.group(3))
+            images, _ = load_images("fashion_mnist", split, data_dir)
+            if last >= len(images):
+                raise cli.UsageError(f"--images {spec}: the {split} split has images 0-{len(images) - 1}")
+            parts.append(images[first : last + 1])
+        else:
+            parts.append(_pixels(read_array(spec, "images"), f"--images {spec}"))
+    if len({part.shape[1:] for part in parts}) > 1:
+        raise cli.UsageError(f"--images: all images must have one size, got {sorted({part.shape[1:3] for part in parts})}")
+    return np.concatenate(parts)
+
+
+def read_array(path, key):
+    """The array in a .png (greyscale), .npy, or .npz file (under ``key``, or its only array)."""
+    path = pathlib.Path(path)
+    if path.suffix.lower() == ".png":
+        from PIL import Image  # Pillow: a dependency of matplotlib
+
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"))
+    if path.suffix.lower() == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            if key not in data and len(data.files) != 1:
+                raise cli.UsageError(f"{path} holds {', '.join(data.files)}: put the array under the key {key!r}")
+            return data[key if key in data else data.files[0]]
+    raise cli.UsageError(f"{path}: give a .png, .npy or .npz file")
+
+
+def _pixels(array, what):
+    """uint8 (N, H, W, 1) pixels from an array that should hold them: one-line errors otherwise."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 3 or array.shape[1] != array.shape[2] or array.shape[1] not in (7, 14, 28):
+        raise cli.UsageError(f"{what}: images must be (N, 28, 28) or (N, 28, 28, 1) (or 14x14, 7x7 for superres), got shape {array.shape}")
+    if array.dtype.kind not in "iu" or array.size == 0 or array.min() < 0 or array.max() > 255:
+        shown = f"{array.min()}..{array.max()}" if array.size and array.dtype.kind in "biuf" else "none"
+        raise cli.UsageError(f"{what}: images must be uint8 pixels 0..255 (as sample --npz writes them), got {array.dtype} values {shown}")
+    return array.astype(np.uint8)[..., None]
+
+
+def read_mask(spec, n):
+    """A mask name, or 0/1 (.npz/.npy) or black/white (.png, white = fill) pixels from a file."""
+    if spec in MASKS:
+        return spec
+    mask = read_array(spec, "mask")
+    return (mask > 127).astype(np.float32) if pathlib.Path(spec).suffix.lower() == ".png" else mask
+
+
+def hole_view(pixels, mask):
+    """The input as inpainting sees it: the pixels to fill shown as grey stripes."""
+    rows, cols = np.mgrid[: pixels.shape[1], : pixels.shape[2]]
+    stripes = np.where((rows + cols) // 2 % 2, 150, 70).astype(np.uint8)[None, ..., None]  # (1, H, W, 1)
+    return np.where(mask > 0, stripes, pixels)
+
+
+# --- figure -----------------------------------------------------------------------------------
+
+
+def plot_edits(columns, title=None, path=None, scale=1.0):
+    """A figure of image columns, e.g. {"original": ..., "input": ..., "seed 0": ...}, each uint8 (N, H, W, 1).
+
+    One imshow of the whole mosaic (not one axes per image), titled column by column.
+    """
+    from matplotlib.figure import Figure
+
+    from keras_diffusion.plotting import save_figure
+
+    blocks = list(columns.values())
+    n, height, width = blocks[0].shape[:3]
+    pad = 2
+    mosaic = np.full((n * (height + pad) - pad, len(blocks) * (width + pad) - pad), 255, np.uint8)
+    for c, block in enumerate(blocks):
+        for r in range(n):
+            mosaic[r * (height + pad) : r * (height + pad) + height, c * (width + pad) : c * (width + pad) + width] = block[r, ..., 0]
+    fig = Figure(figsize=(0.1 + len(blocks) * 0.75 * scale, 0.35 + n * 0.75 * scale), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([c * (width + pad) + width / 2 for c in range(len(blocks))], list(columns), fontsize=8, rotation=0)
+    ax.xaxis.tick_top()
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+# --- the edit ---------------------------------------------------------------------------------
+
+
+def edit(args, denoiser, schedule, config, pixels):
+    """Run the chosen edit for every seed: (columns for the figure, results uint8 (S, N, 28, 28, 1), title)."""
+    from keras_diffusion import editing
+    from keras_diffusion.data import scale_images, to_uint8
+    from keras_diffusion.forward import q_sample
+    from keras_diffusion.training import clip_range, sampling_clip
+
+    clip = sampling_clip(config) if args.clip is None else (clip_range(config.scaling) if args.clip else None)
+    kwargs = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, variance=args.variance, clip=clip, batch_size=args.batch_size)
+    if args.label == "all":
+        raise cli.UsageError("--label all is for sample; an edit takes one --label for all its images")
+    guided, _ = guidance_settings(args, config, len(pixels))  # labels and guidance, when --label is given
+    kwargs.update(guided, recompute_eps=args.recompute_eps)
+    x = scale_images(pixels, config.scaling)  # (N, h, w, 1)
+    seeds = [args.seed + k for k in range(args.seeds)]
+    columns = {}
+    if args.method == "inpaint":
+        mask = editing.make_mask(read_mask(args.mask, len(x)), len(x), x.shape[1:], seed=args.seed)
+        columns = {"original": pixels, "input": hole_view(pixels, mask)}
+        results = [editing.inpaint(denoiser, schedule, x, mask, args.resample, args.jump, seed=s, **kwargs) for s in seeds]
+        title = f"inpainting, {'replacement' if args.resample == 1 else f'RePaint r={args.resample}, j={args.jump}'}"
+    elif args.method == "superres":
+        factor = args.factor or (4 if x.shape[1] == 28 else 28 // x.shape[1])
+        editing.check_factor(factor)
+        if x.shape[1] == 28:
+            columns["original"], x = pixels, editing.downsample(x, factor).numpy()
+        elif x.shape[1] * factor != 28:
+            raise cli.UsageError(f"--factor {factor} takes {28 // factor}x{28 // factor} images to 28x28, got {x.shape[1]}x{x.shape[1]} images")
+        columns["input"] = to_uint8(editing.upsample(x, factor).numpy(), config.scaling)
+        results = [editing.super_resolve(denoiser, schedule, x, factor, seed=s, **kwargs) for s in seeds]
+        title = f"super-resolution x{factor} (ILVR)"
+    else:
+        noises = [np.random.default_rng(s).standard_normal(x.shape).astype(np.float32) for s in seeds]
+        t0, _ = editing.sdedit_start(schedule, args.strength, args.steps if args.sampler == "ddim" else None)
+        noised = x if t0 is None else q_sample(schedule, x, t0, noises[0]).numpy()
+        columns = {"original": pixels, f"input, t0={t0}": to_uint8(noised, config.scaling)}
+        results = [editing.img2img(denoiser, schedule, x, args.strength, seed=s, noise=e, **kwargs) for s, e in zip(seeds, noises)]
+        title = f"image-to-image (SDEdit), strength {args.strength}"
+    results = np.stack([to_uint8(r, config.scaling) for r in results])  # (S, N, 28, 28, 1)
+    columns.update({f"seed {s}": r for s, r in zip(seeds, results)})
+    return columns, results, f"{title}, {args.sampler}" + (f" {args.steps} steps" if args.steps else "")
+
+
+def _same_size(x, method):
+    if x.shape[1:3] != (28, 28):
+        raise cli.UsageError(f"{method} needs 28x28 images, got {x.shape[1]}x{x.shape[2]}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from keras_diffusion.checkpoint import load_run, write_npz
+
+    denoiser, schedule, config = load_run(args.run)
+    if config.model == "noisy_classifier":
+        raise cli.UsageError(f"--run {args.run} is a noisy classifier, not a denoiser: pass it as --classifier {args.run}")
+    shape = tuple(denoiser.inputs[0].shape[1:])
+    if shape != (28, 28, 1):
+        raise cli.UsageError(f"--run {args.run}: its denoiser works on {shape} arrays; editing needs a pixel-space run on 28x28x1 images")
+    if args.steps is not None and args.steps > schedule.timesteps:
+        raise cli.UsageError(f"--steps must be <= T={schedule.timesteps} of this run, got {args.steps}")
+    pixels = read_images(args.images, args.data_dir)  # (N, h, w, 1) uint8
+    if args.method != "superres":
+        _same_size(pixels, args.method)
+    start = time.time()
+    columns, results, title = edit(args, denoiser, schedule, config, pixels)
+    seconds = time.time() - start
+    if args.npz:
+        arrays = dict(images=results[0])
+        if len(results) > 1:  # every seed, image by image: (N, S, 28, 28, 1)
+            arrays.update(all_seeds=np.moveaxis(results, 0, 1), seeds=np.arange(args.seed, args.seed + args.seeds))
+        write_npz(args.npz, **arrays)
+        print(f"wrote {args.npz} (images: {results[0].shape} uint8)")
+    if args.out:
+        plot_edits(columns, title=title, path=pathlib.Path(args.out))
+        print(f"wrote {args.out}")
+    print(f"{len(pixels)} images x {args.seeds} seeds in {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
