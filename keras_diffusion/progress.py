@@ -86,23 +86,27 @@ class TrainingProgress(keras.callbacks.Callback):
         self.batch_size, self.every, self.stream = batch_size, interval(every), stream
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-        self.start = self.last = time.perf_counter()
+        self.epoch, self.first = epoch, None
+        self.last = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        # with steps_per_execution > 1 this comes once per compiled call, with batch = its last step
+        # with steps_per_execution > 1 this comes once per compiled call
         now = time.perf_counter()
-        if now - self.last < self.every:
+        steps, epochs = self.params.get("steps"), self.params.get("epochs")
+        # a compiled call may run past the epoch's last step: Keras then reports the call's last index
+        done = batch + 1 if steps is None else min(batch + 1, steps)
+        # speed is measured from the end of the epoch's first call, which pays for tracing and compiling
+        first, self.first = self.first, self.first or (now, done)
+        if now - self.last < self.every or done == steps:  # at the epoch's end Keras prints its own line
             return
         self.last = now
-        done, steps, epochs = batch + 1, self.params.get("steps"), self.params.get("epochs")
-        per_step = (now - self.start) / done
-        parts = [f"epoch {self.epoch + 1}/{epochs}", f"step {done}/{steps or '?'}", f"{self.batch_size / per_step:,.0f} images/s"]
-        if logs and "loss" in logs:
-            parts.append(f"loss {float(logs['loss']):.4f}")  # the epoch's running mean, as Keras' bar shows
-        if steps:
-            left = steps - done + (epochs - self.epoch - 1) * steps
-            parts.append(f"ETA {duration(left * per_step)}")
+        per_step = (now - first[0]) / (done - first[1]) if first is not None and done > first[1] else None
+        parts = [f"epoch {self.epoch + 1}/{epochs}", f"step {done}/{steps or '?'}"]
+        parts += [f"{self.batch_size / per_step:,.0f} images/s"] if per_step else []
+        # the epoch's running mean, as Keras' bar shows
+        parts += [f"loss {float(logs['loss']):.4f}"] if logs and "loss" in logs else []
+        if per_step and steps:
+            parts.append(f"ETA {duration((steps - done + (epochs - self.epoch - 1) * steps) * per_step)}")
         print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
 
 
