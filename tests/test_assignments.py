@@ -315,6 +315,14 @@ def test_an_endless_loop_is_stopped_by_the_timeout(tmp_path):
     assert messages["q_sample"] == "not run: the time limit ran out"
     assert "time limit of 3 s ran out" in result.error
 
+    hangs_on_load = write(tmp_path, "class_body.py", """
+        class Stuck:
+            while True:
+                pass
+    """)
+    result = grade("forward", hangs_on_load, timeout=2)
+    assert result.score == 0 and result.error == "the submission's definitions did not load within 2 s"
+
 
 def test_exit_crash_and_syntax_errors_cost_only_what_they_break(tmp_path):
     path = write(tmp_path, "exits.py", "import os, sys\nimport numpy as np\n" + textwrap.dedent("""

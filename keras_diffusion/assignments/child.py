@@ -4,10 +4,11 @@
 
 Started by ``grade.py`` as a script, never imported: the student's code runs
 in this process, so nothing here decides a grade. It only writes, for each
-check i in CHECKS_TO_RUN ("0,2,3"), a line "i" to OUT_DIR/progress before the check
-starts, then OUT_DIR/i.npz (what the student's code returned, as plain
-arrays) and OUT_DIR/i.json (the errors it raised and the keras_diffusion
-functions it called). The grader compares those arrays with its own.
+check i in CHECKS_TO_RUN (e.g. "0,2,3"), a line "i" to OUT_DIR/progress
+before the check starts, then OUT_DIR/i.npz (what the student's code
+returned, as plain arrays) and OUT_DIR/i.json (the errors it raised and the
+keras_diffusion functions it called). The grader compares those arrays with
+its own.
 
 It imports NumPy and the assignment's checks module only: TensorFlow comes
 in when the submission imports it (unet_block), never for the others.
@@ -209,7 +210,9 @@ def main(checks_file, payload_file, out_dir, todo):
     sys.meta_path.insert(0, guard)
     namespace, unit_names = {"__name__": "submission", "__builtins__": builtins}, set()
     load_errors = load_submission(payload, namespace, guard, unit_names)
-    (out / "load.json").write_text(_dumps(load_errors))
+    # written whole, then renamed: the grader starts the checks' clock when this file appears
+    (out / "load.tmp").write_text(_dumps(load_errors))
+    (out / "load.tmp").rename(out / "load.json")
     student = Student(namespace)
     with open(out / "progress", "a") as progress:
         for i, (name, _, _) in enumerate(checks.CHECKS):

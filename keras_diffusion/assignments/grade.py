@@ -6,7 +6,8 @@ the expected values itself (``checks.<id>.expected``, NumPy float64) and
 scores. A submission that patches NumPy or pytest, prints a score or writes
 files changes nothing here. A check that ends the child (``os._exit``, a
 crash) costs that check; the child is started again for the checks after
-it. The time limit is for the whole assignment.
+it. The time limit is for all the checks together; loading the submission
+(its imports) has a limit of its own, as long.
 """
 
 import concurrent.futures
@@ -30,6 +31,7 @@ from keras_diffusion.cli import UsageError
 CHILD = pathlib.Path(__file__).resolve().parent / "child.py"
 TIMEOUT = 60.0  # seconds for a whole assignment
 SUFFIXES = (".py", ".ipynb")
+MAX_RESULT_BYTES = 64 << 20  # the checks' inputs are tiny; more than this is not an answer
 
 
 def grade(assignment_id, path, timeout=TIMEOUT):
@@ -90,31 +92,38 @@ def _select(assignment, only):
 
 def _nothing_ran(assignment, name, error, selected=None):
     selected = range(len(assignment.checks)) if selected is None else selected
-    checks = [CheckResult(assignment.checks[i][0], assignment.checks[i][1], 0, "not run") for i in selected]
+    checks = [CheckResult(assignment.checks[i][0], assignment.checks[i][1], 0, "not run (see the note)") for i in selected]
     return Result(assignment.id, name, checks, error)
 
 
 def _run_child(assignment, plan, tmp, timeout, selected):
-    """Run the child until every selected check has an outcome: {index: (arrays, errors, calls) or message}."""
+    """Run the child until every selected check has an outcome: {index: (arrays, errors, calls) or message}.
+
+    ``timeout`` bounds the checks, all together; loading the submission (its imports: TensorFlow takes
+    seconds, more on a busy machine) has a limit of its own, as long, so that it never eats the checks' time.
+    """
     (tmp / "payload.json").write_text(plan.payload())
     (tmp / "work").mkdir()  # the child's working directory: whatever it writes is deleted with tmp
     env = dict(os.environ, MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3", PYTHONDONTWRITEBYTECODE="1")
-    deadline, outcome, notes, todo = time.monotonic() + timeout, {}, [], list(selected)
+    budget, outcome, notes, todo, stopped = timeout, {}, [], list(selected), None
     for attempt in range(len(selected)):
         out = tmp / f"run{attempt}"
         out.mkdir()
-        todo_arg = ",".join(str(i) for i in todo)
-        argv = [sys.executable, str(CHILD), str(assignment.checks_file), str(tmp / "payload.json"), str(out), todo_arg]
-        timed_out, code = _run(argv, tmp, env, deadline - time.monotonic())
+        argv = [sys.executable, str(CHILD), str(assignment.checks_file), str(tmp / "payload.json"), str(out), ",".join(map(str, todo))]
+        stopped, code, used = _run(argv, tmp, env, out / "load.json", timeout, budget)
+        budget -= used
         started = [int(line) for line in _read(out / "progress").split() if line.isdigit() and int(line) in todo]
         outcome.update({i: _load(out, i) for i in started if (out / f"{i}.json").is_file()})
         if attempt == 0:
-            notes += [f"could not run {e}" for e in _json(out / "load.json", [])[:5] if isinstance(e, str)]
+            notes += [f"could not run {_line(e)}" for e in _json(out / "load.json", [])[:5] if isinstance(e, str)]
         running = started[-1] if started and started[-1] not in outcome else None
-        if timed_out:
+        if stopped == "load":
+            notes.append(f"the submission's definitions did not load within {timeout:g} s")
+            break
+        if stopped == "checks":
             if running is not None:
                 outcome[running] = f"stopped after the time limit of {timeout:g} s (an endless loop?)"
-            notes.append(f"the time limit of {timeout:g} s ran out" + ("" if started else " before the submission's definitions were loaded"))
+            notes.append(f"the time limit of {timeout:g} s ran out")
             break
         if not started:
             notes.append(f"the grading process ended before any check (exit code {code}): {_tail(tmp / 'child.log')}")
@@ -125,31 +134,47 @@ def _run_child(assignment, plan, tmp, timeout, selected):
         if not todo:
             break
     for i in selected:
-        outcome.setdefault(i, "not run: " + ("the time limit ran out" if notes else "the grading process stopped"))
+        reason = {"load": "the definitions did not load in time", "checks": "the time limit ran out"}.get(stopped, "the grading process stopped")
+        outcome.setdefault(i, f"not run: {reason}")
     return outcome, notes
 
 
-def _run(argv, cwd, env, seconds):
-    """Run the child in its own process group; kill the whole group on time-out (and after: no stray children)."""
-    if seconds <= 0:
-        return True, None
+def _run(argv, cwd, env, loaded, load_seconds, check_seconds):
+    """Run the child in its own process group: ``load_seconds`` until it writes ``loaded``, then ``check_seconds``.
+
+    Returns (None, or "load"/"checks" for the limit that stopped it; exit code; seconds spent on checks).
+    The whole group is killed at the end, so nothing the submission started lives on.
+    """
+    if check_seconds <= 0:
+        return "checks", None, 0.0
     with open(cwd / "child.log", "ab") as log:
         proc = subprocess.Popen(argv, cwd=cwd / "work", env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         try:
-            return False, proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return True, None
+            load_end = time.monotonic() + load_seconds
+            while proc.poll() is None and not loaded.exists():
+                if time.monotonic() > load_end:
+                    return "load", None, 0.0
+                time.sleep(0.02)
+            start = time.monotonic()
+            try:
+                return None, proc.wait(timeout=check_seconds), time.monotonic() - start
+            except subprocess.TimeoutExpired:
+                return "checks", None, check_seconds
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError, AttributeError):
-                pass
+            except (ProcessLookupError, PermissionError):
+                pass  # the group is gone already
+            except AttributeError:
+                proc.kill()  # no process groups (Windows): the child at least
             proc.wait()
 
 
 def _load(out, i):
     """The child's arrays for check i (never unpickled), its errors and the package functions it called."""
     info = _json(out / f"{i}.json", {})
+    if (out / f"{i}.npz").stat().st_size > MAX_RESULT_BYTES:
+        return f"returned more than {MAX_RESULT_BYTES >> 20} MB of results"
     try:
         with np.load(out / f"{i}.npz", allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -157,7 +182,12 @@ def _load(out, i):
         return f"its results could not be read: {error}"
     errors = info.get("errors", {}) if isinstance(info, dict) else {}
     calls = info.get("calls", []) if isinstance(info, dict) else []
-    return arrays, {str(k): str(v)[:500] for k, v in errors.items()}, [str(c) for c in calls]
+    return arrays, {str(k): _line(v) for k, v in errors.items()}, [_line(c) for c in calls]
+
+
+def _line(text):
+    """The child's text on one printable line: it comes from the student's exceptions."""
+    return " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())[:500]
 
 
 def _judge(assignment, i, plan, outcome):
@@ -166,8 +196,7 @@ def _judge(assignment, i, plan, outcome):
     if isinstance(outcome, str):
         return CheckResult(name, points, 0, outcome)
     arrays, errors, calls = outcome
-    used = {u for f in uses for u in plan.package_uses.get(f, [])} | set(calls)
-    used = sorted(u for u in used if not any(other.startswith(u + ".") for other in used))  # the most specific name
+    used = _package_names(calls, {u for f in uses for u in plan.package_uses.get(f, [])})
     if used:
         who = " and ".join(f for f in uses)
         return CheckResult(name, points, 0, f"{who} uses {', '.join(used)}: the assignment asks you to write it yourself")
@@ -181,6 +210,13 @@ def _judge(assignment, i, plan, outcome):
         if problem:
             return CheckResult(name, points, 0, f"{label}: {problem}")
     return CheckResult(name, points, points)
+
+
+def _package_names(called, imported):
+    """What to quote: the functions called (most specific), then imports the calls do not already name."""
+    called = [c for c in called if not any(other.startswith(c + ".") for other in called)]
+    parts = {part for c in called for part in c.split(".")}
+    return sorted(called) + sorted(i for i in imported if i.split(".")[-1] not in parts)
 
 
 def _hint(message, plan):

@@ -82,10 +82,14 @@ def plan(units, one_module=False):
         try:
             parsed.append((unit, ast.parse(unit.source, unit.name).body))
         except SyntaxError as error:
-            where = f"{unit.name}, line {error.lineno}"
+            where = unit.name + (f", line {error.lineno}" if error.lineno else "")
             if one_module:
                 raise SubmissionError(f"SyntaxError ({where}): {error.msg}") from None
             problems.append(f"SyntaxError ({where}): {error.msg}; that cell was skipped")
+        except (ValueError, RecursionError, MemoryError) as error:  # null bytes, absurdly deep nesting
+            if one_module:
+                raise SubmissionError(f"{unit.name} cannot be parsed: {type(error).__name__}") from None
+            problems.append(f"{unit.name} cannot be parsed ({type(error).__name__}); that cell was skipped")
     # an assignment runs only if what it reads is bound by something that runs: `alpha_bars = schedule.alpha_bars`
     # after a skipped `schedule = NoiseSchedule.cosine(200)` is demo code too
     bound = set(dir(builtins))
@@ -129,20 +133,22 @@ def _runs(node):
 
 
 def _calls_something(node):
-    if isinstance(node, ast.Lambda):
-        return False  # a lambda's body runs only when called
-    if isinstance(node, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
-        return True
-    return any(_calls_something(child) for child in ast.iter_child_nodes(node))
+    return any(isinstance(n, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)) for n in _outside_lambdas(node))
 
 
 def _loaded_names(node):
     """Names an expression reads, outside lambda bodies (those run later, if ever)."""
-    if isinstance(node, ast.Lambda):
-        return set()
-    if isinstance(node, ast.Name):
-        return {node.id}
-    return set().union(*(_loaded_names(child) for child in ast.iter_child_nodes(node)))
+    return {n.id for n in _outside_lambdas(node) if isinstance(n, ast.Name)}
+
+
+def _outside_lambdas(node):
+    """Every node of an expression except those inside a lambda; iterative, as a student's expression may be deep."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, ast.Lambda):
+            yield node
+            stack.extend(ast.iter_child_nodes(node))
 
 
 def _is_docstring(node):
