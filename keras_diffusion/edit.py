@@ -166,36 +166,15 @@ def hole_view(pixels, mask):
 # --- figure -----------------------------------------------------------------------------------
 
 
-def plot_edits(columns, title=None, path=None, scale=1.0):
+def plot_edits(columns, title=None, path=None, zoom=3):
     """A figure of image columns, e.g. {"original": ..., "input": ..., "seed 0": ...}, each uint8 (N, H, W, 1).
 
-    One imshow of the whole mosaic (not one axes per image), titled column by column.
+    One row an image, one column a stage of the edit, drawn as one tiled image (``plotting.plot_grid``).
     """
-    from matplotlib.figure import Figure
+    from keras_diffusion.plotting import plot_grid
 
-    from keras_diffusion.plotting import save_figure
-
-    blocks = list(columns.values())
-    n, height, width = blocks[0].shape[:3]
-    pad = 2
-    mosaic = np.full((n * (height + pad) - pad, len(blocks) * (width + pad) - pad), 255, np.uint8)
-    for c, block in enumerate(blocks):
-        for r in range(n):
-            mosaic[r * (height + pad) : r * (height + pad) + height, c * (width + pad) : c * (width + pad) + width] = block[r, ..., 0]
-    fig = Figure(figsize=(0.1 + len(blocks) * 0.75 * scale, 0.35 + n * 0.75 * scale), layout="constrained")
-    ax = fig.subplots()
-    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    ax.set_xticks([c * (width + pad) + width / 2 for c in range(len(blocks))], list(columns), fontsize=8, rotation=0)
-    ax.xaxis.tick_top()
-    ax.set_yticks([])
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    grid = np.stack(list(columns.values()), axis=1)  # (N, columns, H, W, 1)
+    return plot_grid(grid, col_titles=list(columns), title=title, path=path, zoom=zoom)
 
 
 # --- the edit ---------------------------------------------------------------------------------

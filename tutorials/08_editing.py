@@ -394,7 +394,7 @@ columns = {"drawing": sketches}
 for seed in range(3):
     columns[f"seed {seed}"] = to_uint8(editing.img2img(denoiser, schedule, sketch_x, 0.6, seed=seed, sampler="ddim", steps=STEPS, clip=clip),
                                        config.scaling)
-plot_edits(columns, title=f"SDEdit of drawings, strength 0.6 (DDIM-{STEPS})", scale=1.3)
+plot_edits(columns, title=f"SDEdit of drawings, strength 0.6 (DDIM-{STEPS})", zoom=4)
 
 # %% [markdown]
 # The rectangles come back as garments: the model keeps the layout it was given
