@@ -343,6 +343,24 @@ def test_exit_crash_and_syntax_errors_cost_only_what_they_break(tmp_path):
     assert result.score == 0 and result.error == "SyntaxError (broken.py, line 1): '(' was never closed"
 
 
+def test_a_name_only_skipped_code_sets_gets_a_hint(tmp_path):
+    path = write(tmp_path, "globals.py", """
+        import numpy as np
+
+        betas = np.linspace(1e-4, 0.02, 200)  # a call: not run during grading
+        T = 200  # a constant: run
+
+        def linear_betas(timesteps, beta_start=1e-4, beta_end=0.02):
+            return betas if timesteps == T else None
+    """)
+    message = grade("forward", path, timeout=20).checks[0].message
+    assert message == (
+        "linear_betas(200): NameError: name 'betas' is not defined (globals.py, line 8); betas is set at globals.py, "
+        "line 4, which the grader does not run (it runs imports, definitions and constant assignments only): "
+        "compute it inside your function"
+    )
+
+
 def test_patching_numpy_or_printing_a_score_does_not_change_the_grade(tmp_path):
     path = write(tmp_path, "cheat.py", """
         import numpy as np
@@ -472,12 +490,14 @@ def test_grade_json_has_the_documented_fields(capsys):
     assert set(data["checks"][0]) == {"name", "points", "earned", "message"}
 
 
-def test_list_names_every_assignment_and_its_points(capsys):
+def test_list_and_release_on_the_command_line(capsys, tmp_path):
     code, out, _ = run_cli(["list", "--json"], capsys)
     rows = json.loads(out)
     assert code == 0 and [r["id"] for r in rows] == list(IDS)
     assert {r["id"]: r["points"] for r in rows} == {"forward": 10, "loss": 6, "sampling": 10, "unet_block": 10}
     assert rows[3]["functions"] == ["sinusoidal_embedding", "ResidualBlock"]
+    code, out, _ = run_cli(["release", "--out", str(tmp_path / "new"), "--ids", "loss"], capsys)
+    assert code == 0 and out == f"wrote {tmp_path / 'new' / 'loss.ipynb'}\n"
 
 
 @pytest.mark.parametrize(

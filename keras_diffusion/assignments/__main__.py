@@ -47,7 +47,7 @@ def parse_args(argv=None):
     grade.add_argument("path", help="a .py or .ipynb file, or a folder of them (student = file name without suffix)")
     grade.add_argument("--json", action="store_true", help="print the result(s) as JSON")
     grade.add_argument("--csv", help="write one row per submission to this CSV file")
-    grade.add_argument("--timeout", type=float, default=60.0, help="seconds per submission, for the whole assignment (default: 60)")
+    grade.add_argument("--timeout", type=float, default=60.0, help="seconds for all the checks of a submission; loading it may take as long again (default: 60)")
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
     for sub in (listing, release, grade):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
