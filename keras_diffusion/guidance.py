@@ -68,6 +68,9 @@ class Guide:
 
     ``sample`` builds one from its arguments, checks them against the
     denoiser once, and calls ``eps(x_t, t, labels)`` inside its compiled loop.
+    With a classifier and no classifier-free guidance (w = 0), a conditional
+    denoiser runs with its null label, so classifier guidance always steers
+    an unconditional model; w > 0 with a classifier combines both.
     """
 
     def __init__(self, denoiser, labels=None, guidance=0.0, classifier=None, classifier_scale=0.0):
@@ -92,6 +95,9 @@ class Guide:
         """ε̃ for a batch: (B, H, W, C) float32."""
         if self.num_classes is None:
             eps = denoiser([x_t, t])
+        elif self.classifier is not None and not self.guidance:
+            # classifier guidance alone: the conditional network with its null label IS an unconditional model
+            eps = denoiser([x_t, t, ops.full_like(labels, self.num_classes)])
         else:
             eps = cfg_eps(denoiser, x_t, t, labels, self.num_classes, self.guidance)
         if self.classifier is not None:

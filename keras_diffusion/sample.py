@@ -43,7 +43,9 @@ def add_sampler_arguments(parser, many_steps=False):
     parser.add_argument("--batch-size", type=int, default=256, help="images per compiled call (default: 256)")
     guidance = parser.add_argument_group("guidance (class-conditional runs, or a noisy classifier)")
     guidance.add_argument("--label", help="class to draw, by number or name (sneaker, bag, ...); 'all' draws one row a class")
-    guidance.add_argument("--guidance", type=float, help="classifier-free guidance w >= 0 (default: 3 with --label on a conditional run, else 0)")
+    guidance.add_argument(
+        "--guidance", type=float, help="classifier-free guidance w >= 0 (default: 3 with --label on a conditional run, 0 with --classifier)"
+    )
     guidance.add_argument("--classifier", metavar="RUN", help="noisy classifier run (train --classifier) for classifier guidance")
     guidance.add_argument("--classifier-scale", type=float, help="classifier guidance scale s >= 0 (default: 1 with --classifier)")
 
@@ -91,8 +93,8 @@ def guidance_settings(args, config, n):
     except ValueError as error:
         raise cli.UsageError(f"--label: {error}") from None
     kwargs = {"labels": labels}
-    if config.conditional:
-        kwargs["guidance"] = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+    if config.conditional:  # with --classifier alone, the run's null label: classifier guidance of an unconditional model
+        kwargs["guidance"] = (0.0 if args.classifier else DEFAULT_GUIDANCE) if args.guidance is None else args.guidance
     elif args.guidance:
         raise cli.UsageError("--guidance needs a run trained with --conditional; for this one use --classifier RUN")
     elif args.classifier is None:
@@ -177,7 +179,7 @@ def main(argv=None):
     if args.out:
         title = f"{config.model}, {args.sampler}" + (f" {args.steps} steps" if args.steps else "") + _guidance_title(args, config)
         # --label all: one row a class
-        ncols = n // 10 if args.label == "all" else 8
+        ncols = n // 10 if args.label == "all" else None
         plot_samples(pixels, title=title, path=pathlib.Path(args.out), ncols=ncols)
         print(f"wrote {args.out}")
     print(f"{n} images in {seconds:.1f} s ({n / seconds:.1f} images/s)")
@@ -191,7 +193,8 @@ def _guidance_title(args, config):
     if config.conditional:
         from keras_diffusion.guidance import DEFAULT_GUIDANCE
 
-        what += f", guidance w = {DEFAULT_GUIDANCE if args.guidance is None else args.guidance:g}"
+        w = (0.0 if args.classifier else DEFAULT_GUIDANCE) if args.guidance is None else args.guidance
+        what += f", guidance w = {w:g}"
     if args.classifier:
         what += f", classifier scale {1.0 if args.classifier_scale is None else args.classifier_scale:g}"
     return f", {what}"

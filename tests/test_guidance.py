@@ -133,6 +133,19 @@ def test_classifier_guidance_works_with_an_unconditional_model(classifier):
     assert out.shape == (3, 28, 28, 1) and np.isfinite(out).all()
 
 
+def test_classifier_guidance_runs_a_conditional_model_with_its_null_label(classifier):
+    from keras_diffusion.guidance import Guide
+
+    fake = FakeDenoiser()
+    fake.get_layer = lambda name: type("Embedding", (), {"input_dim": 11})()  # a conditional model with 10 classes
+    x = tf.constant(np.random.default_rng(6).standard_normal((2, 28, 28, 1)), tf.float32)
+    t, y = tf.constant([3, 3]), tf.constant([2, 5])
+    guide = Guide(fake, labels=np.array([2, 5]), classifier=classifier, classifier_scale=1.5)
+    got = np.asarray(guide.eps(fake, SCHEDULE, x, t, y))
+    want = classifier_eps(SCHEDULE, fake([x, t, tf.fill([2], 10)]), classifier, x, t, y, 1.5)
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
 def test_clear_errors(conditional, classifier):
     unconditional = build_model("unet", **TINY)
     with pytest.raises(ValueError, match="labels were given to an unconditional denoiser"):

@@ -50,7 +50,7 @@ MODELS = {
 }
 # not denoisers: called as classifier([x_t, t]) and returning logits; trained with --classifier
 CLASSIFIERS = {
-    "noisy_classifier": (_Lazy("classifier.noisy_classifier"), dict(scaling="minus_one_one", schedule="cosine", ema=0.0, epochs=3, batch_size=128, lr=1e-3, clip=True, xla=True, steps_per_execution=1)),
+    "noisy_classifier": (_Lazy("classifier.noisy_classifier"), dict(scaling="minus_one_one", schedule="cosine", ema=0.0, epochs=2, batch_size=128, lr=1e-3, clip=True, xla=True, steps_per_execution=1)),
 }
 MODELS.update(CLASSIFIERS)
 

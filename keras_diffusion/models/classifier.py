@@ -14,7 +14,7 @@ from keras_diffusion.models.embeddings import time_embedding
 from keras_diffusion.models.unet import _groups, res_block
 
 
-def noisy_classifier(image_shape=(28, 28, 1), timesteps=200, widths=(32, 64, 64), groups=8, num_classes=10):
+def noisy_classifier(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), groups=8, num_classes=10):
     """Build the classifier, called as ``classifier([x_t, t])`` → logits (B, num_classes).
 
     Args:
