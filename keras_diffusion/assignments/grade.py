@@ -29,7 +29,7 @@ from keras_diffusion.assignments.report import CheckResult, Result
 from keras_diffusion.cli import UsageError
 
 CHILD = pathlib.Path(__file__).resolve().parent / "child.py"
-TIMEOUT = 60.0  # seconds for a whole assignment
+TIMEOUT = 60.0  # seconds for all the checks of one submission
 SUFFIXES = (".py", ".ipynb")
 MAX_RESULT_BYTES = 64 << 20  # the checks' inputs are tiny; more than this is not an answer
 
@@ -72,7 +72,8 @@ def grade_units(assignment_id, units, name, timeout=TIMEOUT, only=None, one_modu
         plan = submission.plan(units, one_module=one_module)
     except submission.SubmissionError as error:
         return _nothing_ran(assignment, name, str(error), selected)
-    with tempfile.TemporaryDirectory(prefix="kd-grade-") as tmp:
+    # whatever the submission wrote lands in tmp and goes with it, even files it made read-only
+    with tempfile.TemporaryDirectory(prefix="kd-grade-", ignore_cleanup_errors=True) as tmp:
         outcome, notes = _run_child(assignment, plan, pathlib.Path(tmp), timeout, selected)
     checks = [_judge(assignment, i, plan, outcome.get(i)) for i in selected]
     error = "; ".join([*problems, *plan.problems, *notes]) or None
@@ -173,15 +174,16 @@ def _run(argv, cwd, env, loaded, load_seconds, check_seconds):
 def _load(out, i):
     """The child's arrays for check i (never unpickled), its errors and the package functions it called."""
     info = _json(out / f"{i}.json", {})
-    if (out / f"{i}.npz").stat().st_size > MAX_RESULT_BYTES:
-        return f"returned more than {MAX_RESULT_BYTES >> 20} MB of results"
     try:
+        if (out / f"{i}.npz").stat().st_size > MAX_RESULT_BYTES:
+            return f"returned more than {MAX_RESULT_BYTES >> 20} MB of results"
         with np.load(out / f"{i}.npz", allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
-        return f"its results could not be read: {error}"
-    errors = info.get("errors", {}) if isinstance(info, dict) else {}
-    calls = info.get("calls", []) if isinstance(info, dict) else []
+    except Exception as error:  # noqa: BLE001 -- the file comes from the submission's process: any damage is its failure
+        return f"its results could not be read ({type(error).__name__})"
+    info = info if isinstance(info, dict) else {}
+    errors = info.get("errors") if isinstance(info.get("errors"), dict) else {}
+    calls = info.get("calls") if isinstance(info.get("calls"), list) else []
     return arrays, {str(k): _line(v) for k, v in errors.items()}, [_line(c) for c in calls]
 
 
