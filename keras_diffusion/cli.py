@@ -46,6 +46,13 @@ class Parser(argparse.ArgumentParser):
         return parsed, extras
 
 
+class Subcommand(argparse.ArgumentParser):
+    """A subcommand's parser (``add_subparsers(parser_class=cli.Subcommand)``): errors on one line, exit code 2."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def tensorflow_logs(verbose):
     """Set what TensorFlow may print, before it is imported: nothing but errors, or everything when ``verbose``.
 

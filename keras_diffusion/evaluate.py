@@ -14,6 +14,7 @@ import sys
 import time
 
 from keras_diffusion import cli
+from keras_diffusion.pretrained import add_run_arguments, resolve_run
 from keras_diffusion.sample import add_sampler_arguments, check_sampler_arguments
 
 EXAMPLES = [
@@ -32,7 +33,7 @@ EXAMPLES = [
 def parse_args(argv=None):
     parser = cli.Parser("keras_diffusion.evaluate", __doc__.strip().splitlines()[0], EXAMPLES)
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--run", nargs="+", help="run directories written by keras_diffusion.train: sample from each and score")
+    add_run_arguments(parser, many=True, group=what)
     what.add_argument("--npz", help="score the uint8 images under key 'images' of this .npz")
     what.add_argument("--real", action="store_true", help="score real training images: FID is then the floor")
     what.add_argument("--train-classifier", action="store_true", help="train the FID classifier and write its weights")
@@ -51,7 +52,7 @@ def parse_args(argv=None):
     parser.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
     parser.add_argument("--figure", help="with several --steps: plot FID against DDIM steps into this PNG")
     add_sampler_arguments(parser, many_steps=True)
-    args = parser.parse_args(argv)
+    args = resolve_run(parser.parse_args(argv), many=True)
     if args.label_accuracy:
         if not args.run or args.label not in (None, "all"):
             parser.error("--label-accuracy draws every class from --run: drop --label")

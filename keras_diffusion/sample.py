@@ -9,10 +9,12 @@ import sys
 import time
 
 from keras_diffusion import cli
+from keras_diffusion.pretrained import add_run_arguments, resolve_run
 from keras_diffusion.names import SAMPLERS, VARIANCES
 
 EXAMPLES = [
     "python -m keras_diffusion.sample --run runs/unet --n 64 --out samples.png",
+    "python -m keras_diffusion.sample --pretrained unet-fashion-mnist --n 64 --out samples.png   # no training",
     "python -m keras_diffusion.sample --run runs/unet --n 1000 --npz samples.npz --seed 1",
     "python -m keras_diffusion.sample --run runs/unet --sampler ddim --steps 50",
     "python -m keras_diffusion.sample --run runs/cond --label sneaker --guidance 3",
@@ -46,7 +48,9 @@ def add_sampler_arguments(parser, many_steps=False):
     guidance.add_argument(
         "--guidance", type=float, help="classifier-free guidance w >= 0 (default: 3 with --label on a conditional run, 0 with --classifier)"
     )
-    guidance.add_argument("--classifier", metavar="RUN", help="noisy classifier run (train --classifier) for classifier guidance")
+    guidance.add_argument(
+        "--classifier", metavar="RUN", help="noisy classifier run (train --classifier), or a pretrained one's name, for classifier guidance"
+    )
     guidance.add_argument("--classifier-scale", type=float, help="classifier guidance scale s >= 0 (default: 1 with --classifier)")
 
 
@@ -100,7 +104,11 @@ def guidance_settings(args, config, n):
     elif args.classifier is None:
         raise cli.UsageError("--label needs a run trained with --conditional, or --classifier RUN for classifier guidance")
     if args.classifier is not None:
-        classifier, schedule, clf_config = load_run(args.classifier)
+        from keras_diffusion import pretrained
+
+        # a run directory, or the name of a shipped classifier
+        shipped = not pathlib.Path(args.classifier).exists() and args.classifier in pretrained.names()
+        classifier, schedule, clf_config = load_run(pretrained.path(args.classifier) if shipped else args.classifier)
         if clf_config.model != "noisy_classifier":
             raise cli.UsageError(f"--classifier {args.classifier} is a {clf_config.model} run; train one with --classifier")
         if clf_config.schedule != config.schedule or clf_config.timesteps != config.timesteps or clf_config.scaling != config.scaling:
@@ -148,12 +156,12 @@ def draw(args, run_dir, n, steps=None):
 
 def parse_args(argv=None):
     parser = cli.Parser("keras_diffusion.sample", __doc__.strip().splitlines()[0], EXAMPLES)
-    parser.add_argument("--run", required=True, help="run directory written by keras_diffusion.train")
+    add_run_arguments(parser)
     parser.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
     parser.add_argument("--out", help="PNG grid to write (default: samples.png unless --npz is given)")
     parser.add_argument("--npz", help="also write the images as uint8 (N, 28, 28, 1) under key 'images'")
     add_sampler_arguments(parser)
-    args = parser.parse_args(argv)
+    args = resolve_run(parser.parse_args(argv))
     check_sampler_arguments(parser, args)
     if not (pathlib.Path(args.run) / "config.json").is_file():  # fail before TensorFlow loads
         parser.error(f"--run {args.run}: {args.run} is not a run directory (no config.json); train one with python -m keras_diffusion.train")
