@@ -20,16 +20,9 @@ EXAMPLES = [
 ]
 
 
-class _Command(argparse.ArgumentParser):
-    """A subcommand's parser: errors on one line, exit code 2, like ``cli.Parser``."""
-
-    def error(self, message):
-        self.exit(cli.USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def parse_args(argv=None):
     parser = cli.Parser("keras_diffusion.assignments", __doc__.strip().splitlines()[0], EXAMPLES)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Command, metavar="{list,release,grade}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=cli.Subcommand, metavar="{list,release,grade}")
 
     listing = commands.add_parser("list", help="the assignments: IDs, titles, points")
     listing.add_argument("--json", action="store_true", help="print JSON")
