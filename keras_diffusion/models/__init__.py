@@ -31,7 +31,7 @@ class _Lazy:
 
 def __getattr__(name):
     # the submodules (models.unet, ...) stay reachable as attributes, imported on first use (PEP 562)
-    if name in ("classifier", "embeddings", "mlp", "unet"):
+    if name in ("classifier", "embeddings", "linear", "mlp", "unet"):
         return importlib.import_module(f"keras_diffusion.models.{name}")
     raise AttributeError(f"module 'keras_diffusion.models' has no attribute {name!r}")
 
@@ -47,6 +47,9 @@ MODELS = {
     # sized so the default run fits in 20 minutes on a 2-core CPU (see README); XLA fuses
     # the many small element-wise ops of GroupNorm and swish: 124 vs 93 images/s here
     "unet": (_Lazy("unet.unet"), dict(scaling="minus_one_one", schedule="cosine", ema=0.995, epochs=2, batch_size=64, lr=2e-3, clip=True, xla=True, steps_per_execution=1)),
+    # the baseline: the best affine ε̂ for each t, fit in closed form from the data's mean and covariance
+    # (no gradient steps, so epochs, batch size, lr and EMA are unused; training.py fits it in one pass)
+    "linear": (_Lazy("linear.linear"), dict(scaling="minus_one_one", schedule="cosine", ema=0.0, epochs=1, batch_size=128, lr=1e-3, clip=True, xla=False, steps_per_execution=1)),
 }
 # not denoisers: called as classifier([x_t, t]) and returning logits; trained with --classifier
 CLASSIFIERS = {
