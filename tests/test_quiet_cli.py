@@ -10,8 +10,9 @@ import sys
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_diffusion"
-# every command line: train, sample, evaluate, bench and the newer ones
+# every command line: train, sample, evaluate, bench and the newer ones (packages run by their __main__)
 COMMANDS = sorted(path.stem for path in PACKAGE.glob("*.py") if "cli.Parser(" in path.read_text())
+COMMANDS += sorted(f"{path.parent.name}.__main__" for path in PACKAGE.glob("*/__main__.py"))
 # what TensorFlow's C++ and absl logging print on a machine without a GPU
 NOISE = re.compile(
     r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|cuda|cuInit|oneDNN|TF_ENABLE_ONEDNN_OPTS|"
@@ -27,8 +28,8 @@ def _python(code):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_and_argument_errors_do_not_import_tensorflow(command):
     code = f"""
-import sys
-from keras_diffusion import cli, {command} as command
+import importlib, sys
+command = importlib.import_module("keras_diffusion.{command}")
 for argv in (["--help"], ["--no-such-flag"]):
     try:
         command.main(argv)
