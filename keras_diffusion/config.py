@@ -51,6 +51,10 @@ class TrainConfig:
     fid_every: int = _field(0, "every K epochs, log the FID of fid_n DDIM-50 samples to history.csv (0 = off)")
     fid_n: int = _field(256, "samples for --fid-every (more than 128: the classifier has 128 features)")
     tensorboard: bool = _field(False, "also write the epoch logs (loss, FID) for TensorBoard to <run>/tensorboard")
+    latent: bool = _field(False, "latent diffusion: train an autoencoder (or reuse --autoencoder), then the U-Net on its 7x7xC latents")
+    autoencoder: str = _field(None, "with --latent: reuse the autoencoder of this latent run instead of training one")
+    latent_channels: int = _field(4, "with --latent: channels C of the 7x7xC latents")
+    autoencoder_epochs: int = _field(3, "with --latent: epochs of autoencoder training (unused with --autoencoder)")
 
     def resolved(self):
         """A copy with the model's defaults filled in and every value checked."""
@@ -60,8 +64,11 @@ class TrainConfig:
         defaults = model_defaults(self.model)
         if self.strategy != "default":
             defaults["steps_per_execution"] = 1  # see validate
+        if self.latent:
+            defaults.update(LATENT_DEFAULTS)
         filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
-        config = dataclasses.replace(self, **filled, model_kwargs=dict(self.model_kwargs or {}))
+        model_kwargs = {**(LATENT_UNET if self.latent else {}), **(self.model_kwargs or {})}
+        config = dataclasses.replace(self, **filled, model_kwargs=model_kwargs)
         config.validate()
         return config
 
@@ -69,7 +76,7 @@ class TrainConfig:
         """Raise ValueError naming the first field that is out of range."""
         _check_types(dataclasses.asdict(self))
         _check_choices(self)
-        for name in ("epochs", "batch_size", "timesteps", "n_samples", "steps_per_execution"):
+        for name in ("epochs", "batch_size", "timesteps", "n_samples", "steps_per_execution", "latent_channels", "autoencoder_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.strategy != "default" and self.steps_per_execution > 1:
@@ -83,6 +90,7 @@ class TrainConfig:
             raise ValueError("--conditional is for denoisers; a classifier already predicts the label")
         if "num_classes" in (self.model_kwargs or {}):
             raise ValueError("model_kwargs: num_classes comes from the data set; use --conditional instead")
+        _check_latent(self)
         if self.fid_every < 0:
             raise ValueError(f"fid_every must be >= 0 (0 = off), got {self.fid_every}")
         if self.fid_every and self.fid_n <= 128:
@@ -110,6 +118,30 @@ class TrainConfig:
             raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
         _check_types(values, cls)
         return cls(**values)
+
+
+# A latent run's U-Net works at 7x7, which cannot be halved twice as 28x28 is: one level, wider, with
+# attention over all 49 positions (the receptive field of its convolutions covers 7x7 anyway).
+# Latents are not bounded like pixels, so x̂_0 is not clipped; the U-Net is cheap enough for a larger batch.
+LATENT_UNET = {"widths": [64]}
+LATENT_DEFAULTS = dict(clip=False, batch_size=128, epochs=6)
+
+
+def _check_latent(config):
+    """Raise ValueError for settings that latent diffusion cannot take."""
+    if not config.latent:
+        if config.autoencoder is not None:
+            raise ValueError(f"--autoencoder {config.autoencoder} needs --latent")
+        return
+    if config.model != "unet":
+        raise ValueError(f"--latent trains a U-Net on the latents; drop --model {config.model}")
+    if config.clip:
+        raise ValueError("latents are not bounded like pixels: drop --clip with --latent")
+    widths = (config.model_kwargs or {}).get("widths")
+    if widths is not None and len(widths) != 1:
+        raise ValueError(f"model_kwargs: the latents are 7x7, which cannot be halved: give the U-Net one width, e.g. [64], got widths {widths}")
+    if config.fid_every:
+        raise ValueError("--fid-every cannot score latents during training; score a latent run after it with python -m keras_diffusion.evaluate")
 
 
 def apply_determinism(config):

@@ -185,6 +185,8 @@ def _bpd(args, evaluator, run):
     from keras_diffusion.training import sampling_clip
 
     denoiser, schedule, config = load_run(run)
+    if config.latent:  # DDPM's bound of a latent run is over latents, not pixels: not comparable, so not given
+        raise cli.UsageError(f"--bpd: {run} is a latent run, whose bound is over latents, not pixels; drop --bpd")
     n = args.bpd_n or args.n
     images = evaluator.real_images("test", n)
     _log(f"bits/dim on {n} test images: {schedule.timesteps} denoiser calls per batch")

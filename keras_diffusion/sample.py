@@ -134,6 +134,7 @@ def draw(args, run_dir, n, steps=None):
         raise cli.UsageError(f"{run_dir} is a noisy classifier, not a denoiser: pass it as --classifier {run_dir}")
     if steps is not None and steps > schedule.timesteps:
         raise cli.UsageError(f"--steps must be <= T={schedule.timesteps} of this run, got {steps}")
+    decode = _latent_decoder(args, run_dir, config)
     guided, n = guidance_settings(args, config, n)
     start = time.time()
     images = sample(
@@ -151,7 +152,22 @@ def draw(args, run_dir, n, steps=None):
         recompute_eps=args.recompute_eps,
         **guided,
     )
+    if decode is not None:  # a latent run draws latents z_0: the image is D(z_0 / s), and decoding is part of the time
+        images = decode(images)
     return to_uint8(images, config.scaling), config, time.time() - start
+
+
+def _latent_decoder(args, run_dir, config):
+    """None for a pixel run; for a latent run (train --latent), its autoencoder's decoder, after checking the flags."""
+    if not config.latent:
+        return None
+    if args.clip:
+        raise cli.UsageError("--clip clips to the pixel range, and a latent run samples latents: drop --clip")
+    if args.classifier:
+        raise cli.UsageError("--classifier guides with a classifier of pixels, and a latent run samples latents: use --label with --guidance")
+    from keras_diffusion.latent import load_decoder
+
+    return load_decoder(run_dir)
 
 
 def parse_args(argv=None):

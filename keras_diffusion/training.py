@@ -203,9 +203,14 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
     # a resumed run must not replay the first epoch's order: the shuffle seed moves on with it.
     # batch_size is the global batch: under a strategy Keras splits each batch across the replicas
     labels = labels if uses_labels(config) else None
-    dataset = make_dataset(images, config.batch_size, config.scaling, seed=config.seed + initial_epoch, labels=labels)
-    schedule, denoiser, model = build_training(config, images.shape[1:], strategy)
-    checkpoint.save_config(run_dir, config, schedule, images.shape[1:])
+    if config.latent:  # first the autoencoder (trained, or reused), then the denoiser sees only its latents
+        from keras_diffusion.latent import latent_dataset
+
+        dataset, shape = latent_dataset(config, run_dir, images, labels, fresh=resume is None, seed=config.seed + initial_epoch)
+    else:
+        dataset, shape = make_dataset(images, config.batch_size, config.scaling, seed=config.seed + initial_epoch, labels=labels), images.shape[1:]
+    schedule, denoiser, model = build_training(config, shape, strategy)
+    checkpoint.save_config(run_dir, config, schedule, shape)
     if initial_epoch:
         with strategy.scope():
             checkpoint.load_state(resume, model)
@@ -298,6 +303,10 @@ def _devices(config, strategy):
 
 def make_figures(run_dir, denoiser, schedule, config, images):
     """Write the run's figures: classic 2x6, forward and reverse grids, samples, loss."""
+    if config.latent:  # the same figures, each latent decoded
+        from keras_diffusion.latent import make_figures as make_latent_figures
+
+        return make_latent_figures(run_dir, denoiser, schedule, config, images)
     run_dir = pathlib.Path(run_dir)
     x0 = np.asarray(scale_images(images[:4], config.scaling))
     kwargs = dict(scaling=config.scaling, seed=config.seed)
