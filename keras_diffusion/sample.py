@@ -202,9 +202,12 @@ def main(argv=None):
         print(f"wrote {args.npz} (images: {pixels.shape} uint8)")
     if args.out:
         title = f"{config.model}, {args.sampler}" + (f" {args.steps} steps" if args.steps else "") + _guidance_title(args, config)
-        # --label all: one row a class
-        ncols = n // 10 if args.label == "all" else None
-        plot_samples(pixels, title=title, path=pathlib.Path(args.out), ncols=ncols)
+        shown, ncols = pixels, None
+        if args.label == "all":  # one row a class, at most 16 of each, so every class shows
+            per_class = n // 10
+            ncols = min(per_class, 16)
+            shown = pixels.reshape(10, per_class, *pixels.shape[1:])[:, :ncols].reshape(-1, *pixels.shape[1:])
+        plot_samples(shown, title=title, path=pathlib.Path(args.out), ncols=ncols)
         print(f"wrote {args.out}")
     print(f"{n} images in {seconds:.1f} s ({n / seconds:.1f} images/s)")
     return 0

@@ -22,6 +22,7 @@ from keras_diffusion.config import apply_determinism
 from keras_diffusion.data import NUM_CLASSES, load_images, make_dataset, scale_images
 from keras_diffusion.devices import is_chief, make_strategy, precision
 from keras_diffusion.diffusion import DiffusionModel, NoisyClassifierModel
+from keras_diffusion.ema import WarmupEMAAdam
 from keras_diffusion.models import CLASSIFIERS
 from keras_diffusion.reverse import sample
 from keras_diffusion.schedule import NoiseSchedule
@@ -141,7 +142,7 @@ def build_training(config, image_shape, strategy=None):
             model = NoisyClassifierModel(denoiser, schedule, seed=config.seed)
         else:
             model = DiffusionModel(denoiser, schedule, seed=config.seed, cond_drop=config.cond_drop if config.conditional else 0.0)
-        optimizer = keras.optimizers.Adam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99)
+        optimizer = WarmupEMAAdam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99, ema_warmup=config.ema_warmup)
         if config.mixed_precision:
             # float16 gradients underflow to 0 without a loss scale; it also skips steps with inf gradients
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -248,6 +249,7 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
 
         classifier_report(run_dir, denoiser, schedule, config)
     elif chief:
+        print(f"drawing the run's figures ({config.n_samples} samples, all {schedule.timesteps} steps) into {run_dir}", flush=True)
         make_figures(run_dir, denoiser, schedule, config, images)
     return history
 
