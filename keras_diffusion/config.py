@@ -29,6 +29,7 @@ class TrainConfig:
     batch_size: int = _field(None, "images per training step, summed over all devices (default: the model's)")
     lr: float = _field(None, "Adam learning rate (default: the model's)")
     ema: float = _field(None, "EMA momentum of the weights (0 = off; default: the model's)")
+    ema_warmup: bool = _field(True, "warm the EMA up: momentum min(ema, (1 + n)/(10 + n)) at step n, so a short run does not average in its initialisation")
     timesteps: int = _field(200, "T, the number of diffusion steps")
     schedule: str = _field(None, "noise schedule (default: the model's)", SCHEDULES)
     beta_start: float = _field(1e-4, "first beta of the linear schedules")
