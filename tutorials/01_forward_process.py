@@ -27,8 +27,8 @@
 # 4. see why the classic demo's linear schedule with $T = 200$ never reaches pure
 #    noise, and what that costs.
 #
-# Full run: 0.5 min on a 2-core CPU (no GPU). Set `KERAS_DIFFUSION_QUICK=1` for a
-# quick run with fewer random draws (the tests do).
+# Full run: 0.8 min on a 2-core CPU (no GPU) shared with other jobs. Set
+# `KERAS_DIFFUSION_QUICK=1` for a quick run with fewer random draws (the tests do).
 #
 # Reference: Ho, Jain & Abbeel 2020, *Denoising Diffusion Probabilistic Models*
 # (DDPM), https://arxiv.org/abs/2006.11239.
@@ -209,8 +209,12 @@ plot_schedules(schedules)
 # other two end around $-10$ and $-17$. They differ on the way there: the scaled
 # linear schedule destroys most of the signal by $t \approx 130$ and spends its last
 # quarter of steps on nearly pure noise, while the cosine schedule lowers
-# $\sqrt{\bar\alpha_t}$ almost evenly and keeps the log-SNR falling steadily until
-# the very end (which is why Nichol & Dhariwal proposed it).
+# $\sqrt{\bar\alpha_t}$ almost evenly (which is why Nichol & Dhariwal proposed it).
+# Its log-SNR falls by about 0.04 a step through the middle and faster at both
+# ends, and **its last step is a jump**: there $\beta_t$ would be 1 and is clipped at
+# 0.999, and that one step drops the log-SNR by 6.9, from $-9.7$ to $-16.6$. No
+# other step of the three schedules drops it by more than 1.4 (the cosine step
+# before the last; 1.1 for the first step of each). The next cell measures it.
 #
 # ## Why $T = 200$ with DDPM's betas leaves a third of the signal
 #
@@ -230,7 +234,9 @@ for T_ in (200, 1000):
     approx = np.exp(-0.5 * s.betas.sum())
     print(f"linear, T={T_:>4}: sqrt(ᾱ_T) = {s.sqrt_alpha_bars[-1]:.4f}   (approximation exp(-Σβ/2) = {approx:.4f})")
 for name, s in schedules.items():
-    print(f"{name:>22}, T=200: sqrt(ᾱ_T) = {s.sqrt_alpha_bars[-1]:.4f}, log SNR(T) = {np.log(s.snr[-1]):6.2f}")
+    drops = -np.diff(np.log(s.snr))  # how much each step lowers the log-SNR
+    print(f"{name:>22}, T=200: sqrt(ᾱ_T) = {s.sqrt_alpha_bars[-1]:.4f}, log SNR(T) = {np.log(s.snr[-1]):6.2f}, "
+          f"largest drop in one step {drops.max():.2f} (at t={drops.argmax() + 1}), last step {drops[-1]:.2f}")
 
 # %% [markdown]
 # ## What $x_T$ looks like under each schedule
@@ -315,6 +321,50 @@ for name, s in schedules.items():
 # - $q(x_t \mid x_0)$ is Gaussian with mean $\sqrt{\bar\alpha_t}\,x_0$ and variance
 #   $1 - \bar\alpha_t$; `q_sample` draws from it in one step.
 # - A schedule is good when $\bar\alpha_T \approx 0$ (the forward process really
-#   ends in $\mathcal{N}(0, I)$) and the log-SNR falls steadily rather than all at once.
+#   ends in $\mathcal{N}(0, I)$) and the log-SNR falls steadily rather than all at once
+#   (the cosine schedule's clipped last step is the exception to watch: notebook 03
+#   meets it again).
 # - Linear betas $10^{-4} \ldots 0.02$ need $T = 1000$; at $T = 200$ use
 #   `NoiseSchedule.scaled_linear` or `NoiseSchedule.cosine`.
+
+# %% [markdown]
+# ## Exercises
+#
+# Try each before reading the answers below.
+#
+# 1. **Short answer.** The forward step shrinks $x_{t-1}$ by $\sqrt{1-\beta_t}$ before
+#    adding noise. Suppose it did not: $x_t = x_{t-1} + \sqrt{\beta_t}\,\varepsilon$. For
+#    data of variance about 1 and the classic betas at $T = 200$, what is
+#    $\operatorname{Var}(x_T)$, and why would starting the sampler from $\mathcal{N}(0, I)$
+#    then be wrong?
+# 2. **A code change.** Add `NoiseSchedule.linear(1000, 1e-4, 0.02)` to the $L_T$
+#    cell (one more line in the loop, or a new cell with the same three lines).
+#    Predict $\sqrt{\bar\alpha_T}$ and $L_T$ in nats per image before you run it.
+# 3. **A number to predict.** Half-way through the cosine schedule (index
+#    $t = 99$, the paper's step 100), what fraction of the image's amplitude is
+#    left, $\sqrt{\bar\alpha_t}$? Work it out from $f(t)$ in the table above, then
+#    check with `NoiseSchedule.cosine(200).sqrt_alpha_bars[99]`.
+
+# %% [markdown]
+# ## Answers
+#
+# 1. Independent variances add: $\operatorname{Var}(x_T) = \operatorname{Var}(x_0) + \sum_t \beta_t
+#    = 1 + 2.01 \approx 3.0$. The image is never shrunk, only buried: the process
+#    ends at $\mathcal{N}(x_0, 2.01\,I)$, which still holds the image and does not have
+#    unit variance, so $\mathcal{N}(0, I)$ is the wrong start on both counts. Such a
+#    *variance-exploding* process is a valid diffusion too (the score-based models of
+#    Song & Ermon use it), but its sampler must start from noise much wider than
+#    the data.
+# 2. ```python
+#    s = NoiseSchedule.linear(1000, 1e-4, 0.02)
+#    mean_T, var_T = s.sqrt_alpha_bars[-1] * x0_batch, 1 - s.alpha_bars[-1]
+#    print(s.sqrt_alpha_bars[-1], (0.5 * (var_T + mean_T**2 - 1 - np.log(var_T))).sum(axis=(1, 2, 3)).mean())
+#    ```
+#    $\sqrt{\bar\alpha_T} \approx e^{-5} \approx 0.0064$ (the approximation in the text), and
+#    $L_T \approx 0.011$ nats per image on the 1000 images of the full run, against 39.4
+#    for the same betas at $T = 200$: these betas were made for $T = 1000$.
+# 3. $\sqrt{\bar\alpha_t} = \cos\big(\tfrac{100/200 + 0.008}{1.008}\cdot\tfrac{\pi}{2}\big) / \cos\big(\tfrac{0.008}{1.008}\cdot\tfrac{\pi}{2}\big)
+#    = \cos(0.7916)/0.9999 \approx 0.703$. Half-way in time, 70 % of the amplitude is
+#    left and $\bar\alpha_t \approx 0.49$: the log-SNR is about 0 (−0.02), so the cosine
+#    schedule's midpoint is where signal and noise have equal power. The linear
+#    schedule at the same index keeps 0.78 of the amplitude, the scaled linear one 0.28.

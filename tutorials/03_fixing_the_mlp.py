@@ -20,7 +20,8 @@
 # $[0, 1]$, a schedule that never reaches pure noise, time given as one number
 # $t/T$ among 785 inputs, and a plain MLP. Here we fix those flaws **one at a
 # time**, each with a switch of the package, and train every rung of this ladder
-# on the same data, seed and budget:
+# on the same data, seed and number of epochs (5 here; the README's ladder table,
+# made by `python -m keras_diffusion.bench ladder --epochs 2`, trains 2):
 #
 # | rung | what changes | switch |
 # |---|---|---|
@@ -370,7 +371,9 @@ print(f"{'real test images':<28} | {'':>9} | {'':>13} | {'':>8} | {'':>11} | {''
 # %% [markdown]
 # ## What each fix bought
 #
-# Measured in the full run (5 epochs of the 60,000 images per rung, on a 2-core CPU):
+# Measured in the full run (5 epochs of the 60,000 images per rung, on a 2-core CPU;
+# the README's ladder table trains each rung for 2 epochs instead, so its losses are
+# a little higher, 0.49 for the `mlp` against 0.45 here):
 #
 # - **Data in $[-1, 1]$ and the cosine schedule** change the *task*: after them
 #   the model is trained on the pure noise that sampling starts from. Alone they
@@ -386,13 +389,72 @@ print(f"{'real test images':<28} | {'':>9} | {'':>13} | {'':>8} | {'':>11} | {''
 #   earlier rung (the nearest-image distance falls from about 0.5 to about 0.38;
 #   real test images score about 0.12).
 #
-# None of them draws clothes after 5 epochs. The fixes are necessary (without a
-# schedule that ends in noise, and without clipping, no denoiser can sample well)
-# but not sufficient: a fully connected network has to learn from scratch that
-# neighbouring pixels belong together, for every position separately. The
+# None of them draws clothes after 5 epochs. What these runs show, and what they
+# do not:
+#
+# - With the cosine schedule, clipping $\hat x_0$ is needed to *sample* at all
+#   (rung 3 without it reaches pixel values in the thousands).
+# - They do **not** show that an MLP cannot denoise. The best *linear* denoiser,
+#   fit in closed form in seconds from the images' mean and covariance (notebook 10,
+#   `model="linear"`), scores 0.164 in the settings of rungs 3 to 5, below every rung
+#   here (0.45 to 0.93); 0.110 in rung 1's settings and 0.194 in rung 2's. No rung has
+#   learned even what "PCA denoising" gets for free.
+# - Every rung's output layer maps 512 units to 784 pixels, so its $\hat\varepsilon$ lies
+#   in a 512-dimensional subspace and its loss cannot fall below $272/784 = 0.347$
+#   at any $t$ (exercise 3). The `mlp`'s 0.448 sits close to that floor: a good part
+#   of what this ladder measures is that bottleneck and a short budget, not "MLPs
+#   against convolutions".
+#
+# Whether an MLP without the bottleneck (a width of at least 784, or a skip from
+# $x_t$ to the output) closes the gap, and how the U-Net compares at equal
+# wall-clock rather than equal epochs, are measurements still to make. The
 # README's quality table gives these runs an FID (notebook 06 explains it).
 #
 # **Next:** notebook 04 keeps the core (schedule, forward and reverse processes,
 # clipping) and replaces the MLP with a U-Net (`model="unet"`): convolutions that
 # see neighbouring pixels, skip connections, and the time embedding in every
 # residual block.
+
+# %% [markdown]
+# ## Exercises
+#
+# Try each before reading the answers below.
+#
+# 1. **Short answer.** Rung 2's final loss (0.927) is higher than rung 1's (0.864).
+#    Did moving the data to $[-1, 1]$ make the model worse? Use the closed-form linear
+#    denoiser (notebook 10) as a yardstick: its mean loss is 0.110 in rung 1's
+#    settings, 0.194 in rung 2's and 0.164 in those of rungs 3 to 5.
+# 2. **A code change.** Add the linear baseline to the ladder, before rung 1:
+#    ```python
+#    denoiser, schedule, config = train_rung("0 linear (closed form)", "linear", model="linear")
+#    show_samples("0 linear (closed form)", denoiser, schedule, config, clip=sampling_clip(config))
+#    ```
+#    (`train` fits it in closed form: no gradient step.) Predict its loss, roughly how
+#    long it takes and its nearest-image distance before running the notebook.
+# 3. **A number to predict.** The `mlp`'s last layer maps 512 units to 784 pixels.
+#    What is the lowest loss that *any* weights could reach with it, at any $t$, when
+#    the noise $\varepsilon$ is white? Compare with its final loss.
+
+# %% [markdown]
+# ## Answers
+#
+# 1. No: the task changed. Brighter, centred data leave more signal in $x_t$ at every
+#    $t$, so $\varepsilon$ is harder to guess and even the best linear denoiser scores more
+#    (0.194 against 0.110). Divide each loss by the baseline of its settings: rung 1 is
+#    at 7.9 times the baseline (0.864/0.110), rung 2 at 4.8 (0.927/0.194), rungs 3 and 4
+#    at 5.5 and 5.7, the `mlp` at 2.7 (0.448/0.164). By that yardstick $[-1, 1]$ helped;
+#    and no rung comes near the baseline, which needs no training.
+# 2. Its loss is 0.164, exactly (computed from the eigenvalues of the images'
+#    covariance, not estimated). Fitting it takes about 10 s on a 2-core CPU (one
+#    pass to get the covariance, one eigendecomposition), faster than one epoch of
+#    any rung; the notebook then also draws the run's figures. Its samples are
+#    blurry, garment-shaped blobs; their nearest-image distance is about 0.21, against
+#    0.38 to 0.51 for the MLP rungs and 0.12 for real images. The README's quality
+#    numbers say the same: FID 52 (DDIM-50, $n = 2000$) where the MLP rungs scored 70 to 85.
+# 3. $272/784 = 0.347$. Whatever its input, the layer's output $W h + b$ lies in a
+#    512-dimensional subspace, and the part of a white $\varepsilon$ outside it carries
+#    $272/784$ of its energy on average (`tests/test_loss_floor.py` checks it, even for
+#    a network told $\varepsilon$ itself). The `mlp` ends at 0.448, only 0.10 above that floor:
+#    much of what separates it from the linear baseline's 0.164 is this bottleneck,
+#    not the lack of convolutions. A width of at least 784 (`MLP_KWARGS = {"hidden": 1024}`)
+#    removes the floor.
