@@ -102,3 +102,18 @@ def test_train_fits_it_in_closed_form_and_writes_a_run(tmp_path, fake_data_dir):
     layer = denoiser.get_layer("gaussian_denoiser")
     np.testing.assert_allclose(layer.alpha_bars.numpy(), schedule.alpha_bars, rtol=1e-6)
     assert history["loss"][0] == pytest.approx(linear_losses(schedule.alpha_bars, layer.eigenvalues.numpy()).mean(), rel=1e-5)
+
+
+def test_ladder_bench_runs_the_linear_rungs(fake_data_dir, tmp_path):
+    """bench ladder fits the baseline rungs in closed form and times their sampling like any rung's."""
+    import json
+
+    from keras_diffusion import bench
+
+    out = tmp_path / "ladder.json"
+    argv = ["ladder", "--limit", "128", "--only", "linear", "--sample-batch", "4", "--data-dir", str(fake_data_dir), "--json", str(out)]
+    assert bench.main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["rung"] for row in rows] == [label for label, model, _, _ in bench.RUNGS if model == "linear"]
+    assert [row["scaling"] for row in rows] == ["zero_one", "minus_one_one"]
+    assert all(0 < row["final_loss"] < 1 and row["train_images_per_s"] > 0 for row in rows)
