@@ -44,25 +44,30 @@ def main(argv=None):
 
     denoiser, schedule, config = load_run(args.run)
     pixels, labels = load_images("fashion_mnist", "test", limit=args.n)  # (n, 28, 28, 1) uint8, (n,)
-    bench = Bench(denoiser, schedule, config, pixels, labels, Evaluator(), sampling_clip(config), args)
     out = pathlib.Path(args.out)
     path = out / "editing.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     results.update(run=str(args.run), n=args.n, images=f"test:0-{args.n - 1}", machine=_machine(), schedule=str(schedule))
+
+    def save(part, value):
+        """Write what is measured so far: a long run that is stopped keeps its finished rows."""
+        results[part] = value
+        path.write_text(json.dumps(results, indent=1) + "\n")
+
+    bench = Bench(denoiser, schedule, config, pixels, labels, Evaluator(), sampling_clip(config), args, save)
     for part in args.only:
         start = time.time()
-        results[part] = getattr(bench, part)(out)
+        save(part, getattr(bench, part)(out))
         print(f"{part}: {time.time() - start:.0f} s")
-        path.write_text(json.dumps(results, indent=1) + "\n")  # after each part: a long run keeps what it measured
     print(f"wrote {path}")
     return 0
 
 
 class Bench:
-    def __init__(self, denoiser, schedule, config, pixels, labels, evaluator, clip, args):
+    def __init__(self, denoiser, schedule, config, pixels, labels, evaluator, clip, args, save):
         from keras_diffusion.data import scale_images
 
-        self.denoiser, self.schedule, self.config, self.evaluator = denoiser, schedule, config, evaluator
+        self.denoiser, self.schedule, self.config, self.evaluator, self.save = denoiser, schedule, config, evaluator, save
         self.pixels, self.labels, self.clip, self.args = pixels, labels.astype(int), clip, args
         self.x = scale_images(pixels, config.scaling)  # (n, 28, 28, 1) in the run's range
 
@@ -97,7 +102,8 @@ class Bench:
                                    known_exact=bool(np.array_equal(images[known], self.pixels[known])), seconds=seconds))
             columns[name] = images[:SHOW]
             print(rows[-1])
-        plot_edits(columns, title=f"inpainting the right half (DDPM, {self.schedule.timesteps} steps)", path=out / "editing_inpaint.png")
+            self.save("inpaint", dict(mask="right", rows=rows))
+            plot_edits(columns, title=f"inpainting the right half (DDPM, {self.schedule.timesteps} steps)", path=out / "editing_inpaint.png")
         return dict(mask="right", rows=rows)
 
     def superres(self, out):
