@@ -39,6 +39,8 @@ def parse_args(argv=None):
     parser.add_argument("--scales", type=float, nargs="+", default=[1, 3, 10], help="classifier scales s (default: 1 3 10)")
     parser.add_argument("--sampler", default="ddim", choices=("ddpm", "ddim"))
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
+    # η = 1: the deterministic DDIM (η = 0) follows the errors of a briefly trained model (see README)
+    parser.add_argument("--eta", type=float, default=1.0, help="DDIM eta (default: 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--figures", help="folder for the figures (guidance_*.png)")
@@ -123,7 +125,8 @@ def main(argv=None):
     clip = sampling_clip(config)
     evaluator = Evaluator(seed=args.seed)
     labels = np.repeat(np.arange(10), args.n // 10)
-    kwargs = dict(sampler=args.sampler, steps=args.steps if args.sampler == "ddim" else None, clip=clip, seed=args.seed)
+    ddim = args.sampler == "ddim"
+    kwargs = dict(sampler=args.sampler, steps=args.steps if ddim else None, eta=args.eta if ddim else 0.0, clip=clip, seed=args.seed)
     results = []
     for w in args.weights:
         t0 = time.perf_counter()
@@ -138,7 +141,7 @@ def main(argv=None):
     if args.figures:
         figures(args.figures, denoiser, schedule, classifier, clip, results, args.seed)
     report = {"command": "python benchmarks/guidance.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "date": time.strftime("%Y-%m-%d"), "cpu": _cpu(), "sampler": args.sampler, "steps": kwargs["steps"],
+              "date": time.strftime("%Y-%m-%d"), "cpu": _cpu(), "sampler": args.sampler, "steps": kwargs["steps"], "eta": kwargs["eta"],
               "results": results, "step_costs_batch_64": costs, "seconds": round(time.time() - start, 1)}
     if args.json:
         write_json(args.json, report)

@@ -202,15 +202,18 @@ for clip_ in (None, clip):
 
 # %% [markdown]
 # Without clipping the two chains agree to rounding (the images themselves are
-# huge: notebook 03 showed why the cosine schedule needs clipping). With clipping
-# they part, because the two steps clip differently. DDPM's clipped step
-# (notebook 03) is the posterior mean of the clipped $\hat x_0$, which amounts to
-# re-deriving the noise from the clipped image,
-# $\tilde\varepsilon = (x_t - \sqrt{\bar\alpha_t}\,\mathrm{clip}(\hat x_0))/\sqrt{1-\bar\alpha_t}$;
-# the package's DDIM step clips $\hat x_0$ but keeps the network's $\hat\varepsilon$ for
-# the direction term. In the first steps of the cosine schedule, where
-# $\sqrt{\bar\alpha_t}$ is tiny and clipping acts on almost every pixel, the two are
-# far apart, and the chains follow different paths to different images.
+# huge: notebook 03 showed why the cosine schedule needs clipping). DDPM's
+# clipped step (notebook 03) is the posterior mean of the clipped $\hat x_0$,
+# which amounts to re-deriving the noise from the clipped image,
+# $\tilde\varepsilon = (x_t - \sqrt{\bar\alpha_t}\,\mathrm{clip}(\hat x_0))/\sqrt{1-\bar\alpha_t}$.
+# The package's DDIM step does the same by default (`recompute_eps=True`, as
+# GLIDE does and diffusers' `use_clipped_model_output`), so with clipping too
+# the two chains agree to rounding. With `recompute_eps=False` DDIM would clip
+# $\hat x_0$ but keep the network's $\hat\varepsilon$ for the direction term: in
+# the first steps of the cosine schedule, where $\sqrt{\bar\alpha_t}$ is tiny and
+# clipping acts on almost every pixel, the two estimates disagree and the chains
+# part. (The saved outputs of this notebook predate `recompute_eps`: they show
+# the chains parting, RMS 0.31; re-run it to see them agree.)
 #
 # The three stochastic samplers side by side, with clipping (as the run samples),
 # same $x_T$ and same $z$:
