@@ -412,23 +412,23 @@ plot_edits(columns, title=f"SDEdit of drawings, strength 0.6 (DDIM-{STEPS})", zo
 
 # %%
 saved = pathlib.Path("../assets/editing.json")
-if saved.is_file():
-    bench = json.loads(saved.read_text())
-    print(f"run {bench['run']}, {bench['images']}, {bench['machine']}\n")
-    print(f"inpainting, right half ({bench['inpaint']['rows'][-1]['sampler'].upper()}, j={bench['inpaint']['rows'][-1]['jump']}):")
-    for row in bench["inpaint"]["rows"]:
-        print(f"  {row['method']:>16} | agree {row['label_agreement']:.1%} | FID {row['fid']:6.2f} (floor {row['floor']:.2f})"
-              + (f" | known exact {row['known_exact']} | {row['seconds'] / 60:5.1f} min" if "seconds" in row else ""))
-    print("super-resolution:")
-    for row in bench["superres"]["rows"]:
-        extra = f" | PSNR {row['psnr']:5.2f} dB | SSIM {row['ssim']:.3f}" if "psnr" in row else ""
-        print(f"  {row['method']:>16} | agree {row['label_agreement']:.1%} | FID {row['fid']:6.2f}{extra}")
-    print(f"SDEdit (DDIM-{bench['sdedit']['steps']}):")
-    for row in bench["sdedit"]["rows"]:
-        print(f"  strength {row['strength']:.1f} (t0={row['t0']:>3}) | distance {row['distance']:.3f} | "
-              f"agree {row['label_agreement']:.1%} | FID {row['fid']:6.2f}")
-else:
-    print(f"{saved} not found: run python benchmarks/editing.py --run RUN from the repository root")
+bench = json.loads(saved.read_text()) if saved.is_file() else {}
+if bench:
+    print(f"run {bench['run']}, {bench['images']}, {bench['machine']}", end="")
+for row in bench.get("inpaint", {}).get("rows", []):
+    print("\ninpainting, right half:" if row["method"] == "originals" else "", end="")
+    print(f"\n  {row['method']:>16} | agree {row['label_agreement']:.1%} | FID {row['fid']:6.2f} (floor {row['floor']:.2f})"
+          + (f" | known exact {row['known_exact']} | DDPM, j={row['jump']}" if "known_exact" in row else ""), end="")
+for row in bench.get("superres", {}).get("rows", []):
+    print("\nsuper-resolution:" if row["method"] == "originals" else "", end="")
+    extra = f" | PSNR {row['psnr']:5.2f} dB | SSIM {row['ssim']:.3f}" if "psnr" in row else ""
+    print(f"\n  {row['method']:>16} | agree {row['label_agreement']:.1%} | FID {row['fid']:6.2f}{extra}", end="")
+if "sdedit" in bench:
+    print(f"\nSDEdit (DDIM-{bench['sdedit']['steps']}):", end="")
+for row in bench.get("sdedit", {}).get("rows", []):
+    print(f"\n  strength {row['strength']:.1f} (t0={row['t0']:>3}) | distance {row['distance']:.3f} | "
+          f"agree {row['label_agreement']:.1%} | FID {row['fid']:6.2f}", end="")
+print("" if bench else f"{saved} not found: run python benchmarks/editing.py --run RUN from the repository root")
 
 # %% [markdown]
 # ## What next
