@@ -28,7 +28,7 @@
 # 4. draw both from the same starting noise, measure what each buys (label
 #    accuracy) and costs (FID, time per step).
 #
-# Full run: about 9 min on a 2-core CPU (no GPU) shared with other jobs. It needs two runs in
+# Full run: 19.5 min on a 2-core CPU (no GPU) heavily shared with other jobs. It needs two runs in
 # `tutorials/runs/`, trained with (from `tutorials/`)
 # `python -m keras_diffusion.train --conditional --out runs/07_conditional` (the default U-Net with
 # a label input, 2 epochs, about 20 min on a quiet 2-core CPU) and
