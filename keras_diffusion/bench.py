@@ -1,6 +1,7 @@
-"""Benchmarks: sampling and training speed against the classic loop, and the model ladder.
+"""Benchmarks: speed against the classic loop and against PyTorch + diffusers, and the model ladder.
 
     python -m keras_diffusion.bench speed --json speed.json
+    python -m keras_diffusion.bench peer --python .peer/bin/python --json peer.json
     python -m keras_diffusion.bench ladder --epochs 2 --json ladder.json --figure assets/ladder.png
 
 Speed goals are measured here, never asserted in tests.
@@ -20,6 +21,7 @@ EXAMPLES = [
     "python -m keras_diffusion.bench ladder                  # every rung, 2 epochs each",
     "python -m keras_diffusion.bench ladder --epochs 1 --limit 6000 --only mlp_seed mlp",
     "python -m keras_diffusion.bench ladder --json ladder.json --figure assets/ladder.png",
+    "python -m keras_diffusion.bench peer --python .peer/bin/python --json assets/peer.json   # vs PyTorch + diffusers",
 ]
 
 # (label, model, model kwargs, settings): each rung fixes one more flaw of the classic demo.
@@ -155,14 +157,15 @@ def markdown_table(rows):
 
 def parse_args(argv=None):
     parser = cli.Parser("keras_diffusion.bench", __doc__.strip().splitlines()[0], EXAMPLES)
-    parser.add_argument("what", choices=["speed", "ladder"], help="which benchmark")
+    parser.add_argument("what", choices=["speed", "ladder", "peer"], help="which benchmark")
     parser.add_argument("--epochs", type=int, default=2, help="training epochs for every rung (default: 2)")
     parser.add_argument("--limit", type=int, help="train on the first N images only")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything (default: 0)")
     parser.add_argument("--data-dir", help="folder with the four IDX files")
     parser.add_argument("--sample-batch", type=int, default=64, help="images per timed sampling call (default: 64)")
-    parser.add_argument("--only", nargs="+", help="ladder: benchmark only these model names")
-    parser.add_argument("--quick", action="store_true", help="speed: fewer timed steps")
+    parser.add_argument("--only", nargs="+", help="ladder: benchmark only these model names; peer: only these rows")
+    parser.add_argument("--quick", action="store_true", help="speed, peer: fewer timed steps")
+    parser.add_argument("--python", help="peer: the Python of a venv with torch and diffusers (see benchmarks/peer/README.md)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--figure", help="write the samples of every rung, one row each, here")
     args = parser.parse_args(argv)
@@ -178,6 +181,10 @@ def main(argv=None):
         from keras_diffusion.speed import speed
 
         return speed(args)
+    if args.what == "peer":
+        from keras_diffusion.peer import peer
+
+        return peer(args)
     return ladder(args)
 
 

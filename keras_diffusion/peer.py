@@ -1,0 +1,220 @@
+"""``python -m keras_diffusion.bench peer``: the package against PyTorch + diffusers, side by side.
+
+    python -m keras_diffusion.bench peer --python .peer/bin/python --json assets/peer.json
+
+Every row runs twice, back to back, each time in a fresh process: ours
+(``python -m keras_diffusion.peer ROW``: the package as ``train`` and
+``sample`` run it, with their defaults) and the peer's (a script of
+``benchmarks/peer/`` under the peer's Python, a venv with torch and
+diffusers; see ``benchmarks/peer/README.md``). A process a row gives each
+row its own peak memory and keeps one row's threads and caches out of the
+next; running the two back to back makes their ratio fair even when the
+machine's load drifts. The ratio is > 1 where ours is faster.
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+from keras_diffusion import cli
+from keras_diffusion.cpu import cpu_info
+
+PEER_WIDTHS, OUR_WIDTHS = (32, 64, 128), (16, 32, 64)  # diffusers' small UNet2DModel; our default unet
+_PEER = ["--widths", *map(str, PEER_WIDTHS)]
+_OURS = ["--widths", *map(str, OUR_WIDTHS)]
+
+# key -> (what is measured, unit, the peer's script and arguments)
+ROWS = {
+    "mlp_train": ("mlp_seed training (batch 128)", "images/s", ["mlp.py", "train"]),
+    "mlp_sample": ("mlp_seed sampling, DDPM (batch 64, T = 200)", "images/s", ["mlp.py", "sample"]),
+    "unet_train_peer_config": ("U-Net training, the peer's config (32/64/128, batch 128)", "images/s", ["unet.py", "train", *_PEER, "--batch", "128"]),
+    "unet_train_default": ("U-Net training, our default config (16/32/64, batch 64)", "images/s", ["unet.py", "train", *_OURS, "--batch", "64"]),
+    "unet_call_peer_config": ("U-Net call, the peer's config (batch 64)", "ms", ["unet.py", "call", *_PEER]),
+    "unet_call_default": ("U-Net call, our default config (batch 64)", "ms", ["unet.py", "call", *_OURS]),
+    "unet_ddim_peer_config": ("U-Net sampling, DDIM-50, the peer's config (batch 64)", "images/s", ["unet.py", "ddim", *_PEER]),
+    "unet_ddim_default": ("U-Net sampling, DDIM-50, our default config (batch 64)", "images/s", ["unet.py", "ddim", *_OURS]),
+    "unet_ddpm_peer_config": ("U-Net sampling, DDPM, the peer's config (batch 64, T = 200)", "images/s", ["unet.py", "ddpm", *_PEER]),
+    "unet_ddpm_default": ("U-Net sampling, DDPM, our default config (batch 64, T = 200)", "images/s", ["unet.py", "ddpm", *_OURS]),
+}
+# timed work per row: (training steps of the MLP, of the U-Net, forward calls); --quick for a smoke test
+TIMED = {"full": (300, 15, 15), "quick": (70, 2, 3)}
+
+
+def peer_scripts():
+    """The folder of the peer's scripts: ``benchmarks/peer`` of a source checkout."""
+    folder = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "peer"
+    if not (folder / "unet.py").is_file():
+        raise cli.UsageError(f"bench peer needs the peer's scripts in {folder}: run it from a source checkout of keras_diffusion")
+    return folder
+
+
+def check_python(python):
+    """Refuse a peer Python that is missing or lacks torch and diffusers, in one line."""
+    setup = "make it as benchmarks/peer/README.md says (a venv with torch and diffusers)"
+    if not python:
+        raise cli.UsageError(f"bench peer needs --python PATH: the peer's Python; {setup}")
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+        raise cli.UsageError(f"--python {python}: no such executable; {setup}")
+    probe = subprocess.run([python, "-c", "import torch, diffusers"], capture_output=True, text=True)
+    if probe.returncode:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        raise cli.UsageError(f"--python {python} cannot import torch and diffusers ({last}); {setup}")
+
+
+class PeerError(RuntimeError):
+    """A row's process failed: reported in one line with the end of its stderr."""
+
+    exit_code = 1
+
+
+def run_json(command):
+    """Run one row's process; its last stdout line is a JSON object. A failure is a one-line error."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        tail = " | ".join((done.stderr.strip().splitlines() or ["no output"])[-3:])
+        raise PeerError(f"{' '.join(command[-4:])} failed (exit {done.returncode}): {tail[:500]}")
+    return json.loads(lines[-1])
+
+
+def ratio(unit, ours, theirs):
+    """> 1 where ours is faster: more images/s, or fewer ms."""
+    return theirs / ours if unit == "ms" else ours / theirs
+
+
+def peer(args):
+    """Measure every row, ours then the peer's; print the table; write the JSON when asked."""
+    check_python(args.python)
+    folder = peer_scripts()
+    rows = [key for key in ROWS if not args.only or key in args.only]
+    unknown = sorted(set(args.only or ()) - set(ROWS))
+    if unknown:
+        raise cli.UsageError(f"--only: no row {unknown[0]!r}; the rows are {', '.join(ROWS)}")
+    mode = "quick" if args.quick else "full"
+    mlp_steps, unet_steps, calls = TIMED[mode]
+    data = ["--data-dir", args.data_dir] if args.data_dir else []
+    start, results = time.perf_counter(), []
+    for key in rows:
+        label, unit, script = ROWS[key]
+        steps = mlp_steps if key == "mlp_train" else unet_steps
+        ours = run_json([sys.executable, "-m", "keras_diffusion.peer", key, "--mode", mode, *data])
+        extra = ["--steps", str(steps), "--repeat", str(calls if "call" in key else 3)]
+        extra += data if key == "mlp_train" else []
+        theirs = run_json([args.python, str(folder / script[0]), *script[1:], *extra])
+        row = {"row": key, "measure": label, "unit": unit, "ours": ours.pop("value"), "peer": theirs.pop("value")}
+        row["ratio"] = ratio(unit, row["ours"], row["peer"])
+        row["ours_peak_rss_mib"], row["peer_peak_rss_mib"] = ours.pop("peak_rss_mib"), theirs.pop("peak_rss_mib")
+        row["ours_detail"], row["peer_detail"] = ours, theirs
+        results.append(row)
+        print(f"{label:62s} {unit:9s} ours {row['ours']:9,.1f}  peer {row['peer']:9,.1f}  ratio {row['ratio']:5.2f}x", flush=True)
+    print()
+    print(markdown_table(results))
+    if args.json:
+        summary = {
+            "command": "python -m keras_diffusion.bench " + " ".join(sys.argv[1:]),
+            "date": datetime.date.today().isoformat(),
+            "cpu": cpu_info(),
+            "mode": mode,
+            "seconds": round(time.perf_counter() - start),
+            "ratio_min": min(r["ratio"] for r in results),
+            "note": "each row: ours, then the peer's, back to back in fresh processes; ratio > 1 = ours faster; "
+            "peak memory = peak RSS of that row's process",
+            "rows": results,
+        }
+        pathlib.Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def markdown_table(rows):
+    """The README's side-by-side table."""
+    lines = ["| measure | unit | keras_diffusion | PyTorch + diffusers | ratio | peak memory, ours / peer (MiB) |", "|" + "---|" * 6]
+    for r in rows:
+        lines.append(
+            f"| {r['measure']} | {r['unit']} | {r['ours']:,.1f} | {r['peer']:,.1f} | **{r['ratio']:.2f}x** "
+            f"| {r['ours_peak_rss_mib']:,.0f} / {r['peer_peak_rss_mib']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def measure(key, mode, data_dir=None):
+    """Our side of one row, in this process: {"value": ..., "peak_rss_mib": ..., details}."""
+    import keras
+    import tensorflow as tf
+
+    from keras_diffusion import speed
+    from keras_diffusion.config import TrainConfig
+    from keras_diffusion.data import load_images
+    from keras_diffusion.reverse import sample
+
+    keras.utils.set_random_seed(0)
+    mlp_steps, unet_steps, calls = TIMED[mode]
+    widths = PEER_WIDTHS if key.endswith("peer_config") else OUR_WIDTHS
+    if key.startswith("mlp"):
+        config = TrainConfig(model="mlp_seed").resolved()
+    else:
+        config = TrainConfig(model="unet", model_kwargs={"widths": list(widths)}, batch_size=128 if key == "unet_train_peer_config" else None).resolved()
+    out = {"model": config.model, "widths": list(widths) if config.model == "unet" else None}
+    if "train" in key:
+        images, _ = load_images("fashion_mnist", "train", data_dir, limit=20000)
+        steps = mlp_steps if key == "mlp_train" else unet_steps
+        out["value"], denoiser = speed.package_train(config, images, steps)
+        out.update(batch=config.batch_size, xla=config.xla, precision=denoiser.dtype_policy.name, steps_per_execution=config.steps_per_execution)
+    else:
+        from keras_diffusion.checkpoint import build_denoiser
+        from keras_diffusion.training import make_schedule, sampling_clip
+
+        # as sample and evaluate load a run: float32 (bf16 measured no faster for sampling), the loop without XLA
+        denoiser = build_denoiser(config, (28, 28, 1))
+        schedule, clip = make_schedule(config), sampling_clip(config)
+        out["precision"] = denoiser.dtype_policy.name
+        if "call" in key:
+            out["value"] = _ms_per_call(denoiser, calls)
+        else:
+            sampler = "ddim" if "ddim" in key else "ddpm"
+            steps = 50 if sampler == "ddim" else None
+            draw = lambda: sample(denoiser, schedule, 64, sampler=sampler, steps=steps, seed=0, clip=clip)  # noqa: E731
+            draw()  # warm-up: tracing is paid once per settings, not per call
+            begin = time.perf_counter()
+            draw()
+            out["value"] = 64 / (time.perf_counter() - begin)
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()}
+    return out
+
+
+def _ms_per_call(denoiser, calls):
+    """Median ms of one compiled denoiser call on a batch of 64, as the sampling loop makes it."""
+    import numpy as np
+    import tensorflow as tf
+
+    call = tf.function(lambda x, t: denoiser([x, t]))
+    x, t = tf.random.normal((64, 28, 28, 1)), tf.fill([64], 100)
+    for _ in range(2):
+        call(x, t).numpy()
+    times = []
+    for _ in range(calls):
+        begin = time.perf_counter()
+        call(x, t).numpy()
+        times.append(time.perf_counter() - begin)
+    return 1000 * float(np.median(times))
+
+
+def main(argv=None):
+    """The child: ``python -m keras_diffusion.peer ROW --mode full|quick`` prints one JSON line."""
+    parser = cli.Parser("keras_diffusion.peer", "one row of bench peer, our side (run by bench peer)", ["python -m keras_diffusion.peer mlp_train --mode quick"])
+    parser.add_argument("row", choices=list(ROWS))
+    parser.add_argument("--mode", choices=list(TIMED), default="full")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.row, args.mode, args.data_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
