@@ -222,7 +222,7 @@ plot_grid(to_uint8(np.stack(rows), config.scaling), row_titles=[f"s = {s:g}" for
 # images. Both from the same seed; DDIM with 25 steps, to keep the notebook
 # short, and $\eta = 1$: for a model trained two epochs the deterministic DDIM
 # ($\eta = 0$) follows the network's errors into smeared images, while the fresh
-# noise of $\eta = 1$ corrects them (notebook 05). The README's table is the
+# noise of $\eta = 1$ corrects them (Karras et al. 2022, sec. 4). The README's table is the
 # larger measurement, made by `benchmarks/guidance.py`.
 
 # %%
