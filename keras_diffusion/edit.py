@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from keras_diffusion import cli
+from keras_diffusion.pretrained import add_run_arguments, resolve_run
 from keras_diffusion.names import EDITS, MASKS  # import-free, for fast --help
 from keras_diffusion.sample import add_sampler_arguments, check_sampler_arguments, guidance_settings
 
@@ -31,7 +32,7 @@ DEFAULTS = {"mask": "right", "resample": 1, "jump": 10, "strength": 0.5}
 def parse_args(argv=None):
     parser = cli.Parser("keras_diffusion.edit", __doc__.strip().splitlines()[0], EXAMPLES)
     parser.add_argument("method", choices=EDITS, help="inpaint (RePaint), superres (ILVR) or img2img (SDEdit)")
-    parser.add_argument("--run", required=True, help="run directory written by keras_diffusion.train")
+    add_run_arguments(parser)
     parser.add_argument(
         "--images", nargs="+", default=["test:0-7"],
         help="test:0-15 (an inclusive index range of a split), or .npz files (uint8 under 'images') and 28x28 .png files (default: test:0-7)",
@@ -49,7 +50,7 @@ def parse_args(argv=None):
     group = parser.add_argument_group("img2img")
     group.add_argument("--strength", type=float, help="in (0, 1]: t_0 = strength·T; 1 ignores the input (default: 0.5)")
     add_sampler_arguments(parser)
-    args = parser.parse_args(argv)
+    args = resolve_run(parser.parse_args(argv))
     _check(parser, args)
     return args
 

@@ -101,10 +101,16 @@ def test_everything_shipped_stays_small():
 
 
 @pytest.mark.skipif(not any(pretrained.entry(n)["kind"] == "denoiser" for n in SHIPPED), reason="no pretrained denoiser shipped")
-def test_pretrained_flag_in_sample_and_evaluate(tmp_path, capsys):
+def test_pretrained_flag_in_sample_evaluate_and_edit(tmp_path, capsys):
     name = next(n for n in SHIPPED if pretrained.entry(n)["kind"] == "denoiser")
     npz = tmp_path / "s.npz"
     assert sample_cli.main(["--pretrained", name, "--n", "2", "--sampler", "ddim", "--steps", "4", "--npz", str(npz)]) == 0
     assert np.load(npz)["images"].shape == (2, 28, 28, 1)
     assert evaluate.main(["--pretrained", name, "--n", "130", "--sampler", "ddim", "--steps", "2"]) == 0
     assert "fid" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    from keras_diffusion import edit
+
+    edited = tmp_path / "e.npz"
+    argv = ["inpaint", "--pretrained", name, "--images", "test:0-1", "--seeds", "1", "--sampler", "ddim", "--steps", "4", "--npz", str(edited)]
+    assert edit.main(argv) == 0
+    assert np.load(edited)["images"].shape == (2, 28, 28, 1)
