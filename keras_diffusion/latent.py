@@ -241,3 +241,21 @@ def make_figures(run_dir, denoiser, schedule, config, images):
     history = run_dir / checkpoint.HISTORY
     if history.exists() and history.stat().st_size:
         plotting.plot_loss(history, path=run_dir / "loss.png", title=f"latent {config.model} training loss")
+
+
+def plot_latents(autoencoder, scale, images, scaling="minus_one_one", path=None):
+    """Each column one image: the original, the C channels of its scaled latent z (7x7, drawn 4x), and D(z / s).
+
+    The channels are drawn on one grey scale, −3 (black) to 3 (white), which holds
+    nearly all of a unit-variance latent, so the channels compare with each other.
+    """
+    from keras_diffusion.plotting import plot_grid
+
+    x = scale_images(images, scaling)
+    z = encode(autoencoder, scale, x)  # (N, 7, 7, C)
+    factor = images.shape[1] // z.shape[1]
+    channels = np.clip((z + 3) / 6 * 255, 0, 255).round().astype(np.uint8)  # (N, 7, 7, C)
+    channels = channels.repeat(factor, axis=1).repeat(factor, axis=2)  # (N, 28, 28, C), nearest neighbour
+    rows = [images] + [channels[..., c : c + 1] for c in range(z.shape[-1])] + [to_uint8(decode(autoencoder, scale, z), scaling)]
+    titles = ["x"] + [f"z channel {c + 1}" for c in range(z.shape[-1])] + ["D(z / s)"]
+    return plot_grid(np.stack(rows), row_titles=titles, title=f"latents z = s·E(x), s = {scale:.3f}", path=path, zoom=3)

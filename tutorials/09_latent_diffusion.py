@@ -1,0 +1,381 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Latent diffusion: diffuse in a smaller space
+#
+# Every step of the reverse chain calls the U-Net on the whole 28x28 image, 200
+# times per sample. Most of those 784 numbers carry detail that a classifier,
+# or an eye, hardly needs. Latent diffusion (Rombach et al. 2022, the idea
+# behind Stable Diffusion) splits the work in two stages:
+#
+# 1. an **autoencoder** squeezes each image into a small latent, here
+#    $z \in \mathbb{R}^{7 \times 7 \times 4}$ (196 numbers), and decodes it back;
+# 2. the **same diffusion model** as before (schedule, forward process, loss,
+#    DDPM and DDIM, one compiled loop) learns the distribution of the latents.
+#
+# A sample is a latent drawn by the reverse chain, then decoded. You will:
+#
+# 1. train (or load) the autoencoder and write its loss, reconstruction plus a
+#    small KL term, next to its code;
+# 2. see why the latents are rescaled to unit variance (the *scale factor*);
+# 3. check that the latent space is smooth enough to diffuse in;
+# 4. run the unchanged core on latents and decode;
+# 5. time a latent step against a pixel step, and read the measured trade:
+#    speed against quality.
+#
+# Full run: 0.5 min on a 2-core CPU (no GPU) shared with other jobs, once the run exists. It needs
+# a latent run in `tutorials/runs/09_latent`, trained with (from `tutorials/`)
+# `python -m keras_diffusion.train --latent --conditional --out runs/09_latent`
+# (the defaults of `--latent`: the autoencoder for 2 epochs, then the latent U-Net for 4; 66 min
+# here, 19 of them the autoencoder's, on a CPU that other trainings shared all along).
+# Set `KERAS_DIFFUSION_QUICK=1` for a quick run (the tests do): it trains a tiny
+# latent run ($T = 20$) on 512 images for one epoch; the pictures are noise, the
+# code paths are the same.
+#
+# Prerequisites: notebooks 02 (DDPM's loss), 04 (the U-Net) and 05 (DDPM and DDIM).
+#
+# References: Rombach, Blattmann, Lorenz, Esser & Ommer 2022, *High-Resolution
+# Image Synthesis with Latent Diffusion Models*, https://arxiv.org/abs/2112.10752;
+# Kingma & Welling 2014, *Auto-Encoding Variational Bayes*, https://arxiv.org/abs/1312.6114.
+
+# %%
+# %matplotlib inline
+import json
+import logging
+import os
+import pathlib
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_diffusion import latent
+from keras_diffusion.checkpoint import load_run
+from keras_diffusion.config import TrainConfig
+from keras_diffusion.data import load_images, scale_images, to_uint8
+from keras_diffusion.diffusion import DiffusionModel
+from keras_diffusion.forward import q_sample
+from keras_diffusion.models import build_model
+from keras_diffusion.plotting import plot_grid, plot_samples
+from keras_diffusion.reverse import sample
+from keras_diffusion.training import train
+
+QUICK = os.environ.get("KERAS_DIFFUSION_QUICK") == "1"
+N_SHOW = 8  # images per row of the figures
+N_TIME = 16 if QUICK else 128  # images per timed sampling call
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # each sampler setting is its own compiled loop
+
+if QUICK:  # a tiny latent run with T = 20, trained here
+    quick = TrainConfig(latent=True, epochs=1, autoencoder_epochs=1, limit=512, n_samples=8, xla=False, timesteps=20,
+                        model_kwargs={"widths": [16], "attention": False})
+    run_dir, _ = train(quick, out="runs/09_latent_quick", overwrite=True)
+else:
+    run_dir = pathlib.Path("runs/09_latent")
+    if not (run_dir / "samples.png").is_file():  # written at the very end of a run
+        raise FileNotFoundError(f"{run_dir} holds no finished latent run: in tutorials/, python -m keras_diffusion.train "
+                                f"--latent --conditional --autoencoder-epochs 2 --epochs 4 --out {run_dir}")
+denoiser, schedule, config = load_run(run_dir)  # the latent U-Net: a run like any other
+autoencoder, scale, info = latent.load_autoencoder(run_dir)  # the first stage, from <run>/autoencoder/
+T = schedule.timesteps
+print(f"QUICK={QUICK}: {run_dir}: U-Net on {tuple(denoiser.inputs[0].shape[1:])} latents ({denoiser.count_params():,} parameters), "
+      f"{schedule}; autoencoder {autoencoder.count_params():,} parameters, trained {info['epochs']} epochs in {info['seconds']:.0f} s")
+
+# %% [markdown]
+# ## Stage 1: an autoencoder with a small KL term
+#
+# The encoder $E$ is a few convolutions, two of them with stride 2
+# (28 → 14 → 7, a downsampling factor $f = 4$ as in the paper's "KL-f4" models),
+# ending in $C = 4$ channels. The decoder $D$ mirrors it. Like a VAE, the
+# encoder does not give one point but a Gaussian, $q(z \mid x) = \mathcal N(\mu, \sigma^2)$,
+# and training draws $z = \mu + \sigma \odot \varepsilon$ (the reparameterisation
+# trick). The loss is the reconstruction error plus a **small** KL divergence to
+# $\mathcal N(0, I)$ (Rombach et al. sec. 3.1, "KL-reg"; Kingma & Welling app. B):
+#
+# $$\mathcal L = \underbrace{\lVert x - D(\mu + \sigma\odot\varepsilon)\rVert^2}_{\text{mean over pixels}}
+# \;+\; \beta\;\underbrace{\tfrac12\big(\mu^2 + \sigma^2 - 1 - \log\sigma^2\big)}_{\text{KL, mean over latent numbers}},
+# \qquad \beta = 10^{-4}.$$
+#
+# A full VAE ($\beta$ near 1) would force the latents towards pure noise and blur
+# the images; $\beta = 10^{-4}$ only keeps the latents at a sensible scale and
+# makes the encoder add a little noise, so that nearby latents must decode to
+# nearby images. The package's `Autoencoder.losses_of` against the formula, on a
+# few test images:
+
+# %%
+test, test_labels = load_images("fashion_mnist", "test", limit=1000)
+x = scale_images(test[:N_SHOW], config.scaling)  # (8, 28, 28, 1)
+mean, log_var = (np.asarray(v, np.float64) for v in autoencoder.encode(x))  # (8, 7, 7, 4) each
+_, _, kl = autoencoder.losses_of(x)
+kl_by_hand = np.mean(0.5 * (mean**2 + np.exp(log_var) - 1 - log_var))
+print(f"latent shape {mean.shape[1:]}: {np.prod(mean.shape[1:])} numbers for {np.prod(x.shape[1:])} pixels")
+print(f"KL per latent number: model {float(kl):.4f}, by hand {kl_by_hand:.4f}; encoder noise σ: median {np.median(np.exp(log_var / 2)):.3f}")
+
+# %% [markdown]
+# How good are the reconstructions? PSNR in dB on uint8 pixels
+# (`tf.image.psnr`, peak 255), on the first 1000 test images, and eight of them:
+
+# %%
+reconstruct = lambda images: to_uint8(latent.decode(autoencoder, scale, latent.encode(autoencoder, scale, scale_images(images, config.scaling))), config.scaling)  # noqa: E731
+recon = reconstruct(test)
+print(f"reconstruction PSNR: {latent.psnr(test, recon):.2f} dB over {len(test)} test images")
+plot_grid(np.stack([test[:N_SHOW], recon[:N_SHOW]]), row_titles=["x", "D(E(x))"], title="the autoencoder's reconstructions")
+
+# %% [markdown]
+# 24.9 dB: the shapes come back, and fine texture (stripes, prints, checks)
+# comes back softened. Everything the diffusion model will ever draw passes
+# through $D$, so this blur is about a floor under its quality: the measurement
+# at the end puts a number on it (the FID of the reconstructions themselves).
+# The KL term sits at about 4 per latent number, and the encoder's own noise
+# $\sigma$ has shrunk to about 0.02: with $\beta = 10^{-4}$ the reconstruction
+# wins, as intended.
+#
+# ## The scale factor: latents of unit variance
+#
+# Nothing in the autoencoder's loss fixes the overall scale of $\mu$: the KL term
+# is too weak to. But the schedule assumes data of about unit scale: the forward
+# process $z_t = \sqrt{\bar\alpha_t}\,z_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$ has, for data
+# of standard deviation $s_z$, a signal-to-noise ratio $\bar\alpha_t s_z^2 / (1-\bar\alpha_t)$.
+# Latents three times too large keep signal where the model expects noise (and
+# the last $z_T$ is not $\mathcal N(0, I)$); too small, and they drown early.
+# Rombach et al. (app. D.1) therefore multiply the latents by
+#
+# $$s = \frac{1}{\operatorname{std}(E(x))},$$
+#
+# measured once, over training images (here 10,000), and stored with the
+# autoencoder; decoding divides by it again, $\hat x = D(z / s)$. The diffusion
+# model only ever sees $z = s\,\mu(x)$:
+
+# %%
+train_images, _ = load_images("fashion_mnist", "train", limit=2000)
+raw = latent.encode(autoencoder, 1.0, scale_images(train_images, config.scaling))  # μ(x), unscaled
+z = latent.encode(autoencoder, scale, scale_images(train_images, config.scaling))  # s·μ(x)
+print(f"s = {scale:.4f}; std of μ(x): {raw.std():.3f}; std of s·μ(x): {z.std():.3f}; per channel: {np.round(z.std(axis=(0, 1, 2)), 3)}")
+t_mid = T // 2
+snr = schedule.alpha_bars[t_mid] / (1 - schedule.alpha_bars[t_mid])
+print(f"at t = {t_mid}, SNR = {snr:.3f} for unit-variance data; for the unscaled latents it would be {snr * raw.var():.3f}")
+
+# %% [markdown]
+# The encoder's latents had a spread of 1.47, so $s = 0.68$; unscaled, they
+# would have kept twice the signal-to-noise ratio the schedule was built for at
+# every $t$ (0.17 instead of 0.08 at $t = 100$). One scalar for all channels, as
+# in the paper: the channels keep their own spreads (1.00, 1.06, 0.98 and 0.70
+# here), and the whole is of unit variance. Here
+# are the four channels of a few latents, each 7x7 number drawn as a 4x4 block
+# on one grey scale from −3 (black) to 3 (white):
+
+# %%
+latent.plot_latents(autoencoder, scale, test[:N_SHOW], config.scaling)
+
+# %% [markdown]
+# The channels are not pictures of the garment, but they are not noise either:
+# the silhouette shows through in places. They are a code that $D$ reads.
+#
+# ## Is the latent space smooth?
+#
+# The denoiser will never hit a latent exactly: its last step lands *near* the
+# latents of real images. So nearby latents had better decode to nearby, still
+# plausible images. Two checks: perturb $z$ with noise of 0.1 (a tenth of its
+# spread), and walk in a straight line from one garment's latent to another's.
+
+# %%
+z_test = latent.encode(autoencoder, scale, scale_images(test[:N_SHOW], config.scaling))  # (8, 7, 7, 4)
+noisy = z_test + 0.1 * np.random.default_rng(0).standard_normal(z_test.shape).astype(np.float32)
+clean_pixels, noisy_pixels = (to_uint8(latent.decode(autoencoder, scale, v), config.scaling) for v in (z_test, noisy))
+print(f"PSNR of D(z + 0.1·noise) against D(z): {latent.psnr(clean_pixels, noisy_pixels):.1f} dB")
+lambdas = np.linspace(0, 1, N_SHOW)
+walk = np.stack([(1 - lam) * z_test[0] + lam * z_test[1] for lam in lambdas] + [(1 - lam) * z_test[2] + lam * z_test[4] for lam in lambdas])
+plot_samples(latent.decode(autoencoder, scale, walk), config.scaling, ncols=N_SHOW, title="D((1 − λ)·z_a + λ·z_b), λ = 0 … 1")
+
+# %% [markdown]
+# Noise of a tenth of the latents' spread changes the picture little (33 dB
+# from the unperturbed decoding, against 25 dB for the autoencoder's own
+# error). The straight walks are blends, close to a cross-fade of the two
+# garments: smooth, but not a "semantic" path (a sneaker does not morph into a
+# pullover). Smoothness is what the diffusion model needs; a small KL term buys
+# that much, not more.
+#
+# ## Stage 2: the same diffusion model, on latents
+#
+# Nothing in the core knows about pixels. `DiffusionModel` takes any batch of
+# $x_0$, here latents, and minimises DDPM's loss with `q_sample` and the schedule
+# of notebook 01; `reverse.sample` runs its one compiled loop on any state shape.
+# `train --latent` only puts the encoder in front: it encodes the training set
+# once, $z_0 = s\,\mu(x)$, and fits on those. One training step by hand, on the
+# latents of a few test images, with the run's U-Net:
+
+# %%
+model = DiffusionModel(denoiser, schedule, seed=0)
+t = np.array([1, T // 4, T // 2, T - 1], np.int32)  # one timestep per image
+eps = np.random.default_rng(1).standard_normal(z_test[: len(t)].shape).astype(np.float32)  # (4, 7, 7, 4)
+z_t = np.asarray(q_sample(schedule, z_test[: len(t)], t, eps))  # √ᾱ_t·z_0 + √(1−ᾱ_t)·ε   (DDPM eq. 4)
+inputs = [z_t, t] if not config.conditional else [z_t, t, np.full(len(t), 10)]  # the null label: unconditional
+eps_hat = denoiser(inputs)  # (4, 7, 7, 4)
+print(f"z_t {tuple(z_t.shape)}; loss ‖ε − ε̂‖² per t: {np.round(np.mean((eps - np.asarray(eps_hat)) ** 2, axis=(1, 2, 3)), 3)} at t = {t}")
+labels = None if not config.conditional else np.full(len(t), 10)
+print(f"the same through DiffusionModel.denoising_loss: {float(model.denoising_loss(z_test[: len(t)], tf.constant(t), eps, labels=labels)):.4f}")
+
+# %% [markdown]
+# The U-Net is notebook 04's, built for a 7x7x4 input. 28x28 was halved twice
+# (28 → 14 → 7); 7x7 cannot be halved evenly, so the latent U-Net has **one
+# level**, 64 channels wide, with self-attention over all 49 positions (a few
+# 3x3 convolutions already see the whole 7x7 grid). The schedule is the linear
+# one scaled by $1000/T$ rather than the cosine one: latents are not bounded
+# like pixels, so $\hat x_0$ is not clipped, and unclipped, the cosine schedule's
+# last step ($\sqrt{\bar\alpha}$ from $8\cdot10^{-3}$ to $2.5\cdot10^{-4}$, notebook 05) would
+# multiply the error of $\hat\varepsilon$ a hundredfold in DDIM's first $\hat x_0$.
+#
+# Sampling is `sample` with the latent shape, then $D(z_0 / s)$. `python -m
+# keras_diffusion.sample --run RUN` does exactly this for a latent run; here by hand,
+# DDPM from the same seed as the run's figure:
+
+# %%
+z0 = sample(denoiser, schedule, 2 * N_SHOW, seed=0, image_shape=(7, 7, config.latent_channels))  # (16, 7, 7, 4)
+pixels = latent.decode(autoencoder, scale, z0)  # (16, 28, 28, 1)
+print(f"z_0: {z0.shape}, std {z0.std():.3f} (the training latents: 1); decoded: {pixels.shape}")
+plot_samples(pixels, config.scaling, ncols=N_SHOW, title=f"latent DDPM samples, {T} steps, decoded")
+
+# %% [markdown]
+# The reverse chain, each state $z_t$ decoded (the run's own figure, made by
+# `train`). The decoder turns pure-noise latents into blobs of black and white,
+# not into grey noise: it only knows how to draw garment-like strokes. The
+# garment appears over the last half of the steps, as in pixel space.
+
+# %%
+from IPython.display import Image  # noqa: E402
+
+Image(filename=str(run_dir / "reverse_grid.png"))
+
+# %% [markdown]
+# ## What it costs: one network call, pixel against latent
+#
+# The time of a sampler is its number of network calls times the cost of one
+# (notebook 05). Here is one call at batch 128 for the pixel U-Net of notebooks 04
+# and 07 (built untrained: the weights do not change the cost) and for the run's
+# latent U-Net, each traced first, then the best of three calls:
+
+# %%
+pixel_unet = build_model("unet", **({"widths": (8, 16), "attention": False} if QUICK else {}))
+
+
+def seconds_per_call(net, shape, batch=N_TIME, repeat=3):
+    call = tf.function(lambda x, t: net([x, t]))
+    x, t_batch = tf.random.normal((batch, *shape)), tf.fill([batch], 3)
+    call(x, t_batch)  # traced here, not timed
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call(x, t_batch).numpy()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+unconditional_latent = build_model("unet", image_shape=tuple(denoiser.inputs[0].shape[1:]), **config.model_kwargs)
+pixel_call = seconds_per_call(pixel_unet, (28, 28, 1))
+latent_call = seconds_per_call(unconditional_latent, tuple(denoiser.inputs[0].shape[1:]))
+print(f"pixel U-Net ({pixel_unet.count_params():,} parameters): {1000 * pixel_call:.0f} ms per call of {N_TIME}")
+print(f"latent U-Net ({unconditional_latent.count_params():,} parameters): {1000 * latent_call:.0f} ms per call of {N_TIME}"
+      f"  -> {pixel_call / latent_call:.1f}x cheaper")
+zeros = np.zeros((N_TIME, 7, 7, config.latent_channels), np.float32)
+latent.decode(autoencoder, scale, zeros)  # the first call builds the decoder's graph: not timed
+decode_times = []
+for _ in range(3):  # the best of three, as for the network calls
+    start = time.perf_counter()
+    latent.decode(autoencoder, scale, zeros)
+    decode_times.append(time.perf_counter() - start)
+print(f"decoding {N_TIME} latents once: {1000 * min(decode_times):.0f} ms")
+
+# %% [markdown]
+# The latent U-Net has about as many parameters (650k against 600k), but works
+# on 49 positions instead of 784, 196 and 49: each call was 3-4x cheaper in
+# the executions of this notebook (single timings wander with the machine's
+# load; the measurement below, timed inside the sampling loop, found 3.8-4.2x).
+# Decoding happens once per sample, not once per step: for 128 images it costs
+# about one network call, next to the 50 or 200 calls of a sampler.
+#
+# ## Measured: latent against pixel diffusion
+#
+# `benchmarks/latent.py` compares a pixel U-Net (notebook 07's class-conditional
+# run, 2 epochs) with this notebook's latent run **after 2 of its 4 epochs**,
+# the point where both had trained for the same wall-clock time on the same
+# CPU (the latent run's time includes its autoencoder's). It writes
+# `assets/latent.json`; `python -m keras_diffusion.evaluate` scored the finished
+# 4-epoch run too. Both models are class-conditional and sampled without a
+# label, i.e. as unconditional models.
+
+# %%
+saved = pathlib.Path("../assets/latent.json")  # relative to tutorials/
+if saved.is_file():
+    measured = json.loads(saved.read_text())
+    training, fid, speed = measured["training"], measured["fid_ddim50"], measured["sample_images_per_second"]
+    side, ae = measured["train_images_per_second_side_by_side"], measured["autoencoder"]
+    print(f"autoencoder: PSNR {ae['psnr_db']} dB on {ae['psnr_n']} test images; "
+          f"FID of its reconstructions {ae['reconstruction_fid']} (n = {ae['reconstruction_fid_n']})\n")
+    rows = [("training wall time (s)", training["pixel"]["seconds"], training["latent"]["total_seconds"]),
+            ("  of which the autoencoder (s)", "", training["latent"]["autoencoder_seconds"]),
+            ("training images/s (in the runs)", training["pixel"]["images_per_second"], training["latent"]["images_per_second"]),
+            ("training images/s (side by side)", side["pixel U-Net"], side["latent U-Net"]),
+            ("sampling images/s, DDIM-50", speed["pixel ddim-50"], speed["latent ddim-50"]),
+            ("sampling images/s, DDPM", speed["pixel ddpm"], speed["latent ddpm"]),
+            (f"FID, DDIM-50 (n = {fid['pixel']['n']}, floor {fid['pixel']['floor']})", fid["pixel"]["fid"], fid["latent"]["fid"]),
+            ("class entropy", fid["pixel"]["class_entropy"], fid["latent"]["class_entropy"])]
+    print(f"{'':>44} | {'pixel':>8} | {'latent':>8}")
+    for name, pixel_value, latent_value in rows:
+        print(f"{name:>44} | {pixel_value!s:>8} | {latent_value!s:>8}")
+    print(f"\nsampling speed-up: {measured['sampling_speedup']}; FID latent / pixel: {measured['fid_ratio']}")
+    longer = pathlib.Path("../assets/latent_e4_fid.jsonl")  # the same latent run after 4 epochs: this notebook's run
+    if longer.is_file():
+        row = json.loads(longer.read_text().splitlines()[0])
+        print(f"the latent run after 4 epochs instead of 2: FID {row['fid']}, class entropy {row['class_entropy']} (n = {row['n']})")
+else:
+    print(f"{saved} not found: run python benchmarks/latent.py --pixel RUN --latent RUN from the repository root")
+
+# %% [markdown]
+# Read the table as a trade. (The CPU was shared with other jobs throughout:
+# the "in the runs" rows moved with the load, from about 60 to 180 images/s for the
+# latent U-Net alone; the side-by-side rows were timed one right after the
+# other, in float32 as the runs trained, and compare fairly.)
+#
+# - **Speed.** The latent model samples 4.2x faster with DDIM-50 and 3.8x
+#   faster with DDPM, decoding included: the saving per call above. The goal
+#   of the issue that asked for this, 4x, is met for DDIM-50 and missed, just,
+#   for DDPM. It also trains 3.7x more images per second side by side, but the
+#   autoencoder comes first and is not cheap (124 images/s, against 67 for a
+#   pixel U-Net step): at equal wall-clock the latent U-Net got 2 epochs, as
+#   many images as the pixel U-Net saw.
+# - **Quality.** At that equal wall-clock the latent model's FID is 23.6
+#   against 20.6 (1.15x, within the 1.5x the issue allowed), with nearly the
+#   same class coverage. The autoencoder's floor is low: its reconstructions
+#   score 1.1, so the gap is the latent U-Net's, not the decoder's. Two more
+#   epochs (1.42x the pixel run's wall-clock here, 1.07x its compute side by
+#   side) brought the latent FID to 17.2, below the pixel model's.
+#
+# On 28x28 images the saving is modest, because the pixel U-Net already works at
+# 7x7 in its middle. It grows with the image: at 512x512, Stable Diffusion's
+# $f = 8$ autoencoder turns 786,432 numbers into 16,384, a factor of 48, and
+# makes diffusion affordable at all.
+#
+# ## Exercises
+#
+# 1. Train with `--latent-channels 2` and `--latent-channels 8` (reuse nothing:
+#    the autoencoder changes). How do the PSNR, the reconstruction FID and the
+#    sample FID move?
+# 2. Set $\beta$ (`latent.KL_WEIGHT`) to 0 and to $10^{-2}$ and repeat the
+#    smoothness checks. What happens to the straight walks, and to $s$?
+# 3. Skip the scale factor: train with `scale = 1` (patch `latent.scale_factor`)
+#    and compare the loss curves and samples. Which $t$ are now too easy or too hard?
+# 4. Reuse the autoencoder with `--autoencoder runs/09_latent` and train the
+#    latent U-Net longer (`--epochs 10`): how close does its FID get to the
+#    reconstruction floor?
