@@ -1,6 +1,7 @@
 """Latent diffusion: the autoencoder, its scale factor, and a latent run through the standard command lines."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -165,3 +166,19 @@ def test_sample_and_evaluate_refuse_what_a_latent_run_cannot_do(latent_run, fake
     assert "a latent run samples latents: drop --clip" in capsys.readouterr().err
     assert cli.run(evaluate.main, ["--run", str(latent_run), "--n", "130", "--no-fid", "--bpd", "--data-dir", str(fake_data_dir)]) == 2
     assert "is a latent run, whose bound is over latents" in capsys.readouterr().err
+
+
+def test_a_latent_run_without_its_autoencoder_is_refused_in_one_line(latent_run, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(latent_run, broken, ignore=shutil.ignore_patterns("autoencoder"))
+    assert cli.run(sample.main, ["--run", str(broken), "--n", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a latent run without its autoencoder/autoencoder.json" in err and len(err.splitlines()) == 1
+
+
+def test_plot_latents_shows_every_channel(tmp_path):
+    autoencoder = Autoencoder(latent_channels=3, seed=0)
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    fig = latent.plot_latents(autoencoder, 1.0, images, path=tmp_path / "latents.png")
+    assert (tmp_path / "latents.png").stat().st_size > 0
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x", "z channel 1", "z channel 2", "z channel 3", "D(z / s)"]
