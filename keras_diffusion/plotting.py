@@ -298,3 +298,18 @@ def plot_fid_steps(results, path=None):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _finish(fig, path)
+
+
+def plot_curve(x, ys, xlabel, ylabel, title=None, path=None, ylim=None, xscale="linear", markers=True):
+    """One or more lines against x: ``ys`` is a list of values, or a dict label -> values (a legend)."""
+    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for label, values in (ys.items() if isinstance(ys, dict) else [(None, ys)]):
+        ax.plot(x, values, marker="o" if markers else None, label=label)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xscale=xscale)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    if isinstance(ys, dict):
+        ax.legend(fontsize=8)
+    return _finish(fig, path)
