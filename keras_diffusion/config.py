@@ -12,7 +12,7 @@ import json
 import math
 import typing
 
-from keras_diffusion.names import DATASETS, SCALINGS, SOURCES, STRATEGIES
+from keras_diffusion.names import DATASETS, PRECISIONS, SCALINGS, SOURCES, STRATEGIES
 from keras_diffusion.models import CLASSIFIERS, MODELS, model_defaults, model_names
 from keras_diffusion.schedule import SCHEDULES, NoiseSchedule
 
@@ -46,6 +46,7 @@ class TrainConfig:
     deterministic: bool = _field(False, "turn on TensorFlow op determinism: identical runs, a little slower")
     steps_per_execution: int = _field(None, "training steps per compiled call: fewer trips through Python for small models (default: the model's)")
     mixed_precision: bool = _field(False, "compute the denoiser in float16, for GPUs (loss and schedule stay float32)")
+    precision: str = _field(None, "the denoiser's compute dtype; loss, schedule and sampler stay float32 (default: mixed_bfloat16 when XLA compiles the step on a CPU with AVX-512 BF16 or AMX and no GPU, else float32)", PRECISIONS)
     strategy: str = _field("default", "devices: default (one), mirrored (every local GPU), multiworker (machines in TF_CONFIG)", STRATEGIES)
     conditional: bool = _field(False, "train a class-conditional denoiser on (image, label) batches, for classifier-free guidance")
     cond_drop: float = _field(0.1, "with --conditional, the rate at which labels are replaced by the null label (Ho & Salimans 2022)")
@@ -71,6 +72,8 @@ class TrainConfig:
         model_kwargs = {**(LATENT_UNET if self.latent else {}), **(self.model_kwargs or {})}
         config = dataclasses.replace(self, **filled, model_kwargs=model_kwargs)
         config.validate()
+        if config.precision is None:
+            config = _auto_precision(config)
         return config
 
     def validate(self):
@@ -83,6 +86,8 @@ class TrainConfig:
         if self.strategy != "default" and self.steps_per_execution > 1:
             # Keras 3.15 fails on several steps a call under tf.distribute (keras-team/keras#19246)
             raise ValueError(f"steps_per_execution must be 1 with strategy {self.strategy!r}, got {self.steps_per_execution}")
+        if self.mixed_precision and self.precision not in (None, "mixed_float16"):
+            raise ValueError(f"--mixed-precision is mixed_float16, but precision is {self.precision!r}: give one of the two")
         if not 0 <= self.cond_drop < 1:
             raise ValueError(f"cond_drop must be in [0, 1), got {self.cond_drop}")
         if self.conditional and "num_classes" not in inspect.signature(MODELS[self.model][0]).parameters:
@@ -147,6 +152,17 @@ def _check_latent(config):
         raise ValueError(f"model_kwargs: the latents are 7x7, which cannot be halved: give the U-Net one width, e.g. [64], got widths {widths}")
     if config.fid_every:
         raise ValueError("--fid-every cannot score latents during training; score a latent run after it with python -m keras_diffusion.evaluate")
+
+
+def _auto_precision(config):
+    """The config with the precision that pays on this machine (``devices.auto_precision``), recorded in config.json."""
+    if config.mixed_precision:
+        return dataclasses.replace(config, precision="mixed_float16")
+    if not config.xla:
+        return dataclasses.replace(config, precision="float32")  # without XLA bf16 does not pay: no need to ask the CPU
+    from keras_diffusion.devices import auto_precision  # TensorFlow (to look for a GPU): a run is starting anyway
+
+    return dataclasses.replace(config, precision=auto_precision(config.xla, config.strategy))
 
 
 def apply_determinism(config):

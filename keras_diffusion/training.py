@@ -20,7 +20,7 @@ import tensorflow as tf
 from keras_diffusion import checkpoint, plotting
 from keras_diffusion.config import apply_determinism
 from keras_diffusion.data import NUM_CLASSES, load_images, make_dataset, scale_images
-from keras_diffusion.devices import is_chief, make_strategy, precision
+from keras_diffusion.devices import is_chief, make_strategy, precision, training_precision
 from keras_diffusion.diffusion import DiffusionModel, NoisyClassifierModel
 from keras_diffusion.ema import WarmupEMAAdam
 from keras_diffusion.models import CLASSIFIERS
@@ -131,19 +131,20 @@ def build_training(config, image_shape, strategy=None):
 
     Everything that owns variables is made inside ``strategy.scope()`` (the
     current strategy when None), so that each replica gets a copy, and in
-    mixed_float16 when ``config.mixed_precision`` (the global policy is
+    the dtype policy of ``training_precision(config)`` (the global policy is
     restored on return).
     """
     strategy = strategy or tf.distribute.get_strategy()
     schedule = make_schedule(config)
-    with precision(config.mixed_precision), strategy.scope():
+    policy = training_precision(config)  # mixed_bfloat16 where it pays (see devices.auto_precision)
+    with precision(policy), strategy.scope():
         denoiser = checkpoint.build_denoiser(config, image_shape)
         if is_classifier(config):
             model = NoisyClassifierModel(denoiser, schedule, seed=config.seed)
         else:
             model = DiffusionModel(denoiser, schedule, seed=config.seed, cond_drop=config.cond_drop if config.conditional else 0.0)
         optimizer = WarmupEMAAdam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99, ema_warmup=config.ema_warmup)
-        if config.mixed_precision:
+        if policy == "mixed_float16":
             # float16 gradients underflow to 0 without a loss scale; it also skips steps with inf gradients
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(
@@ -300,7 +301,8 @@ def _callbacks(run_dir, config, schedule, initial_epoch, guard):
 def _devices(config, strategy):
     """", 2 replicas, mixed_float16" for the start-up line; empty on one device in float32."""
     replicas = strategy.num_replicas_in_sync
-    return (f", {replicas} replicas" if replicas > 1 else "") + (", mixed_float16" if config.mixed_precision else "")
+    policy = training_precision(config)
+    return (f", {replicas} replicas" if replicas > 1 else "") + (f", {policy}" if policy != "float32" else "")
 
 
 def make_figures(run_dir, denoiser, schedule, config, images):

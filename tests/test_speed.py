@@ -1,0 +1,141 @@
+"""Speed levers keep the numerics where they must be, and bench peer fails clearly without its peer.
+
+No timing is asserted here: speed is measured by ``bench speed`` and ``bench peer``.
+"""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_diffusion import cpu, devices, peer
+from keras_diffusion.config import TrainConfig
+from keras_diffusion.reverse import ddim_step, ddpm_step, sample
+from keras_diffusion.schedule import NoiseSchedule
+from keras_diffusion.training import build_training
+
+TINY_UNET = {"widths": [8, 16], "groups": 4}
+
+
+def tiny_config(**kw):
+    return TrainConfig(model="unet", model_kwargs=TINY_UNET, timesteps=20, batch_size=8, epochs=1, xla=False, **kw).resolved()
+
+
+def test_cpuinfo_flags_decide_native_bf16(tmp_path):
+    intel = tmp_path / "intel"
+    intel.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n\nprocessor\t: 1\n")
+    amd = tmp_path / "amd"
+    amd.write_text("processor\t: 0\nmodel name\t: EPYC\nflags\t\t: fpu avx avx2 fma\n")
+    assert cpu.native_bf16(intel) and not cpu.native_bf16(amd) and not cpu.native_bf16(tmp_path / "missing")
+    info = cpu.cpu_info(amd)
+    assert info["model"] == "EPYC" and info["vector_extensions"] == ["avx", "avx2", "fma"] and info["native_bf16"] is False
+
+
+def test_auto_precision_picks_bf16_only_on_native_bf16_cpus_with_xla(monkeypatch):
+    monkeypatch.setattr(devices, "native_bf16", lambda: True)
+    assert devices.auto_precision(xla=True, gpu=False) == "mixed_bfloat16"
+    assert devices.auto_precision(xla=False, gpu=False) == "float32"  # bf16 pays when XLA fuses its casts
+    assert devices.auto_precision(xla=True, gpu=True) == "float32"  # a GPU's dtype is --precision's to choose
+    assert devices.auto_precision(xla=True, strategy="mirrored", gpu=False) == "float32"  # no XLA under a strategy
+    monkeypatch.setattr(devices, "native_bf16", lambda: False)
+    assert devices.auto_precision(xla=True, gpu=False) == "float32"  # AVX2 only: bf16 is emulated
+    # what a resolved config records in config.json
+    assert TrainConfig(model="unet").resolved().precision == "float32"
+    assert TrainConfig(model="unet", mixed_precision=True).resolved().precision == "mixed_float16"
+    monkeypatch.setattr(devices, "native_bf16", lambda: True)
+    monkeypatch.setattr(devices.tf.config, "list_physical_devices", lambda kind=None: [])
+    assert TrainConfig(model="unet").resolved().precision == "mixed_bfloat16"  # XLA is the U-Net's default
+    assert TrainConfig(model="unet", xla=False).resolved().precision == "float32"
+    assert TrainConfig(model="mlp_seed").resolved().precision == "float32"  # XLA is off for the MLPs
+    assert TrainConfig(model="unet", precision="float32").resolved().precision == "float32"
+
+
+def test_precision_flags_are_checked():
+    with pytest.raises(ValueError, match="precision must be one of float32, mixed_bfloat16, mixed_float16; got 'bf16'"):
+        TrainConfig(precision="bf16").resolved()
+    with pytest.raises(ValueError, match="--mixed-precision is mixed_float16, but precision is 'mixed_bfloat16'"):
+        TrainConfig(mixed_precision=True, precision="mixed_bfloat16").resolved()
+    assert TrainConfig.from_dict({"model": "unet"}).precision is None  # a config.json from before the field: auto
+
+
+def test_bf16_policy_keeps_the_loss_and_the_sampler_in_float32():
+    schedule, denoiser, model = build_training(tiny_config(precision="mixed_bfloat16"), (28, 28, 1))
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored: nothing leaks into later code
+    assert denoiser.dtype_policy.name == "mixed_bfloat16"
+    assert {w.dtype for w in denoiser.weights} == {"float32"}  # the weights load into a float32 model
+    assert not isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)  # bf16 has float32's range
+    x0 = keras.ops.zeros((4, 28, 28, 1), "float32")
+    t = keras.ops.convert_to_tensor(np.array([0, 5, 10, 19], "int32"))
+    eps = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((4, 28, 28, 1)).astype("float32"))
+    assert keras.backend.standardize_dtype(denoiser([x0, t]).dtype) == "bfloat16"  # the denoiser computes in bf16 ...
+    assert keras.backend.standardize_dtype(model.denoising_loss(x0, t, eps).dtype) == "float32"  # ... the loss does not
+    eps_bf16 = keras.ops.cast(eps, "bfloat16")
+    assert keras.backend.standardize_dtype(ddpm_step(schedule, x0, t, eps_bf16, eps).dtype) == "float32"  # nor the sampler's update
+    assert keras.backend.standardize_dtype(ddim_step(schedule, x0, t, t - 1, eps_bf16).dtype) == "float32"
+
+
+def test_a_bf16_training_step_and_sample_are_finite():
+    schedule, denoiser, model = build_training(tiny_config(precision="mixed_bfloat16"), (28, 28, 1))
+    x0 = np.random.default_rng(1).uniform(-1, 1, (16, 28, 28, 1)).astype("float32")
+    history = model.fit(x0, batch_size=8, epochs=1, verbose=0, shuffle=False).history
+    assert np.isfinite(history["loss"]).all()
+    images = sample(denoiser, schedule, 3, sampler="ddim", steps=5, seed=0, clip=(-1, 1))
+    assert images.dtype == np.float32 and np.isfinite(images).all()
+
+
+def test_with_precision_copies_the_weights_and_computes_close_to_float32():
+    _, denoiser, _ = build_training(tiny_config(precision="float32"), (28, 28, 1))
+    rng = np.random.default_rng(2)
+    denoiser.set_weights([w + 0.05 * rng.standard_normal(w.shape).astype("float32") for w in denoiser.get_weights()])
+    copy = devices.with_precision(denoiser, "mixed_bfloat16")
+    assert copy.dtype_policy.name == "mixed_bfloat16" and devices.with_precision(denoiser, "float32") is denoiser
+    for a, b in zip(denoiser.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = rng.standard_normal((2, 28, 28, 1)).astype("float32")
+    t = np.array([3, 17], "int32")
+    reference = np.asarray(denoiser([x, t]))
+    out = np.asarray(keras.ops.cast(copy([x, t]), "float32"))
+    # bf16 keeps 8 bits of mantissa: about 1 % of the output's scale
+    assert np.abs(out - reference).max() < 0.05 * np.abs(reference).max() + 1e-3
+
+
+def test_bench_peer_without_its_python_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "nowhere" / "bin" / "python"
+    for args, message in (
+        (["--python", str(missing)], f"error: --python {missing}: no such executable"),
+        ([], "error: bench peer needs --python PATH"),
+        (["--python", sys.executable], "cannot import torch and diffusers"),  # the package's venv has no torch
+    ):
+        done = subprocess.run([sys.executable, "-m", "keras_diffusion.bench", "peer", *args], capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_our_side_of_a_peer_row_reports_speed_and_memory():
+    result = peer.measure("mlp_sample", "quick")
+    assert result["value"] > 0 and result["peak_rss_mib"] > 0 and result["model"] == "mlp_seed"
+    assert json.loads(json.dumps(result)) == result  # the child prints it as one JSON line
+    assert peer.ratio("images/s", 300, 150) == 2 and peer.ratio("ms", 100, 250) == 2.5  # > 1: ours faster
+
+
+def test_bench_peer_writes_one_table_of_ours_the_peers_and_their_ratio(tmp_path):
+    """End to end with a stand-in for the peer's Python (the tests never need torch): one row, quick."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\n[ "$1" = -c ] && exit 0\necho \'{"value": 2.0, "unit": "images/s", "peak_rss_mib": 300.0}\'\n')
+    fake.chmod(0o755)
+    out = tmp_path / "peer.json"
+    argv = ["peer", "--python", str(fake), "--only", "mlp_sample", "--quick", "--json", str(out)]
+    done = subprocess.run([sys.executable, "-m", "keras_diffusion.bench", *argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())
+    (row,) = results["rows"]
+    assert row["row"] == "mlp_sample" and row["peer"] == 2.0 and row["ratio"] == pytest.approx(row["ours"] / 2.0)
+    assert row["ours_peak_rss_mib"] > 0 and row["peer_peak_rss_mib"] == 300.0
+    assert results["cpu"]["cores"] >= 1 and "vector_extensions" in results["cpu"] and results["ratio_min"] == row["ratio"]
+    assert "| mlp_seed sampling" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "keras_diffusion.bench", "peer", "--python", str(fake), "--only", "gan"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip() == f"error: --only: no row 'gan'; the rows are {', '.join(peer.ROWS)}"
