@@ -42,8 +42,10 @@ ROWS = {
     "unet_ddpm_peer_config": ("U-Net sampling, DDPM, the peer's config (batch 64, T = 200)", "images/s", ["unet.py", "ddpm", *_PEER]),
     "unet_ddpm_default": ("U-Net sampling, DDPM, our default config (batch 64, T = 200)", "images/s", ["unet.py", "ddpm", *_OURS]),
 }
-# timed work per row: (training steps of the MLP, of the U-Net, forward calls); --quick for a smoke test
-TIMED = {"full": (300, 15, 15), "quick": (70, 2, 3)}
+# timed work per row: training steps of the MLP, of the U-Net, forward calls, sampling runs of the MLP, and
+# the steps of each U-Net chain timed (None: all). --quick, for a loaded machine or a smoke test, times the
+# first 10 steps of every chain on both sides and scales to the chain's length, as the peer's own DDPM figure does.
+TIMED = {"full": (300, 15, 15, 3, None), "quick": (70, 2, 3, 1, 10)}
 
 
 def peer_scripts():
@@ -97,17 +99,19 @@ def peer(args):
     if unknown:
         raise cli.UsageError(f"--only: no row {unknown[0]!r}; the rows are {', '.join(ROWS)}")
     mode = "quick" if args.quick else "full"
-    mlp_steps, unet_steps, calls = TIMED[mode]
+    mlp_steps, unet_steps, calls, runs, chain = TIMED[mode]
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     start, results = time.perf_counter(), []
     for key in rows:
         label, unit, script = ROWS[key]
         steps = mlp_steps if key == "mlp_train" else unet_steps
         ours = run_json([sys.executable, "-m", "keras_diffusion.peer", key, "--mode", mode, *data])
-        extra = ["--steps", str(steps), "--repeat", str(calls if "call" in key else 3)]
+        extra = ["--steps", str(steps), "--repeat", str(calls if "call" in key else runs)]
         extra += data if key == "mlp_train" else []
+        extra += ["--timed-steps", str(chain)] if chain and ("ddim" in key or "ddpm" in key) else []
         theirs = run_json([args.python, str(folder / script[0]), *script[1:], *extra])
         row = {"row": key, "measure": label, "unit": unit, "ours": ours.pop("value"), "peer": theirs.pop("value")}
+        row["load_average"] = round(os.getloadavg()[0], 1)  # other jobs on the cores: > cores means shared
         row["ratio"] = ratio(unit, row["ours"], row["peer"])
         row["ours_peak_rss_mib"], row["peer_peak_rss_mib"] = ours.pop("peak_rss_mib"), theirs.pop("peak_rss_mib")
         row["ours_detail"], row["peer_detail"] = ours, theirs
@@ -124,7 +128,8 @@ def peer(args):
             "seconds": round(time.perf_counter() - start),
             "ratio_min": min(r["ratio"] for r in results),
             "note": "each row: ours, then the peer's, back to back in fresh processes; ratio > 1 = ours faster; "
-            "peak memory = peak RSS of that row's process",
+            "peak memory = peak RSS of that row's process; load_average = the 1-minute load after the row "
+            "(above the core count, other jobs shared the cores and the figures are not a quiet machine's)",
             "rows": results,
         }
         pathlib.Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
@@ -150,10 +155,9 @@ def measure(key, mode, data_dir=None):
     from keras_diffusion import speed
     from keras_diffusion.config import TrainConfig
     from keras_diffusion.data import load_images
-    from keras_diffusion.reverse import sample
 
     keras.utils.set_random_seed(0)
-    mlp_steps, unet_steps, calls = TIMED[mode]
+    mlp_steps, unet_steps, calls, runs, chain = TIMED[mode]
     widths = PEER_WIDTHS if key.endswith("peer_config") else OUR_WIDTHS
     if key.startswith("mlp"):
         config = TrainConfig(model="mlp_seed").resolved()
@@ -177,15 +181,40 @@ def measure(key, mode, data_dir=None):
             out["value"] = _ms_per_call(denoiser, calls)
         else:
             sampler = "ddim" if "ddim" in key else "ddpm"
-            steps = 50 if sampler == "ddim" else None
-            draw = lambda: sample(denoiser, schedule, 64, sampler=sampler, steps=steps, seed=0, clip=clip)  # noqa: E731
-            draw()  # warm-up: tracing is paid once per settings, not per call
-            begin = time.perf_counter()
-            draw()
-            out["value"] = 64 / (time.perf_counter() - begin)
+            out["value"], out["timed_steps"] = _sampling_rate(denoiser, schedule, clip, sampler, None if key == "mlp_sample" else chain, runs if key == "mlp_sample" else 1)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()}
     return out
+
+
+def _sampling_rate(denoiser, schedule, clip, sampler, chain, runs):
+    """(images/s of one chain for a batch of 64, steps timed): the best of ``runs`` after a warm-up run.
+
+    With ``chain`` only that many steps are run and the time is scaled to the
+    chain's length (50 for DDIM, T for DDPM): DDIM with fewer steps, DDPM
+    started ``chain`` steps from the end; each step costs what it costs in
+    the full chain (one denoiser call and one update).
+    """
+    import numpy as np
+
+    from keras_diffusion.reverse import sample
+
+    length = 50 if sampler == "ddim" else schedule.timesteps
+    steps = length if chain is None else min(chain, length)
+    x_T = np.random.default_rng(0).standard_normal((64, 28, 28, 1)).astype("float32")
+    if sampler == "ddim":
+        draw = lambda: sample(denoiser, schedule, 64, sampler="ddim", steps=steps, seed=0, clip=clip)  # noqa: E731
+    elif steps == length:
+        draw = lambda: sample(denoiser, schedule, 64, seed=0, clip=clip)  # noqa: E731
+    else:
+        draw = lambda: sample(denoiser, schedule, 64, seed=0, clip=clip, start=steps - 1, x_T=x_T)  # noqa: E731
+    draw()  # warm-up: tracing is paid once per settings, not per call
+    seconds = []
+    for _ in range(runs):
+        begin = time.perf_counter()
+        draw()
+        seconds.append(time.perf_counter() - begin)
+    return 64 / (min(seconds) * length / steps), steps
 
 
 def _ms_per_call(denoiser, calls):
