@@ -14,7 +14,6 @@ import pytest
 from keras_diffusion import cpu, devices, peer
 from keras_diffusion.config import TrainConfig
 from keras_diffusion.reverse import ddim_step, ddpm_step, sample
-from keras_diffusion.schedule import NoiseSchedule
 from keras_diffusion.training import build_training
 
 TINY_UNET = {"widths": [8, 16], "groups": 4}
