@@ -42,16 +42,17 @@ class TrainConfig:
     seed: int = _field(0, "seed of data order, weights, noise and samples")
     n_samples: int = _field(64, "images in the sample grid drawn after training")
     clip: bool = _field(None, "clip the predicted x0 to the data range while sampling (default: the model's)")
-    xla: bool = _field(None, "compile the training step with XLA (default: the model's)")
+    xla: bool = _field(None, "compile the training step with XLA (default: the model's; off on a CPU with native bf16 and no GPU, where it was slower)")
     deterministic: bool = _field(False, "turn on TensorFlow op determinism: identical runs, a little slower")
     steps_per_execution: int = _field(None, "training steps per compiled call: fewer trips through Python for small models (default: the model's)")
     mixed_precision: bool = _field(False, "compute the denoiser in float16, for GPUs (loss and schedule stay float32)")
-    precision: str = _field(None, "the denoiser's compute dtype; loss, schedule and sampler stay float32 (default: mixed_bfloat16 when XLA compiles the step on a CPU with AVX-512 BF16 or AMX and no GPU, else float32)", PRECISIONS)
+    precision: str = _field(None, "the denoiser's compute dtype; loss, schedule and sampler stay float32 (default: mixed_bfloat16 on a CPU with AVX-512 BF16 or AMX and no GPU, else float32)", PRECISIONS)
     strategy: str = _field("default", "devices: default (one), mirrored (every local GPU), multiworker (machines in TF_CONFIG)", STRATEGIES)
     conditional: bool = _field(False, "train a class-conditional denoiser on (image, label) batches, for classifier-free guidance")
     cond_drop: float = _field(0.1, "with --conditional, the rate at which labels are replaced by the null label (Ho & Salimans 2022)")
     fid_every: int = _field(0, "every K epochs, log the FID of fid_n DDIM-50 samples to history.csv (0 = off)")
     fid_n: int = _field(256, "samples for --fid-every (more than 128: the classifier has 128 features)")
+    val: int = _field(0, "each epoch, log val_loss: the loss of the first N test images, with the same t and noise every epoch (0 = off; 10000 = the whole test split)")
     tensorboard: bool = _field(False, "also write the epoch logs (loss, FID) for TensorBoard to <run>/tensorboard")
     latent: bool = _field(False, "latent diffusion: train an autoencoder (or reuse --autoencoder), then the U-Net on its 7x7xC latents")
     autoencoder: str = _field(None, "with --latent: reuse the autoencoder of this latent run instead of training one")
@@ -73,7 +74,7 @@ class TrainConfig:
         config = dataclasses.replace(self, **filled, model_kwargs=model_kwargs)
         config.validate()
         if config.precision is None:
-            config = _auto_precision(config)
+            config = _auto_precision(config, xla_chosen=self.xla is not None)
         return config
 
     def validate(self):
@@ -101,6 +102,10 @@ class TrainConfig:
             raise ValueError(f"fid_every must be >= 0 (0 = off), got {self.fid_every}")
         if self.fid_every and self.fid_n <= 128:
             raise ValueError(f"fid_n must be > 128 (the FID classifier has 128 features), got {self.fid_n}")
+        if self.val < 0:
+            raise ValueError(f"val must be >= 0 test images (0 = off), got {self.val}")
+        if self.val and self.latent:
+            raise ValueError("--val scores pixels, and a latent run's U-Net sees latents: drop --val for --latent runs")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -154,15 +159,20 @@ def _check_latent(config):
         raise ValueError("--fid-every cannot score latents during training; score a latent run after it with python -m keras_diffusion.evaluate")
 
 
-def _auto_precision(config):
-    """The config with the precision that pays on this machine (``devices.auto_precision``), recorded in config.json."""
+def _auto_precision(config, xla_chosen):
+    """The config with the precision (and XLA setting) that pays on this machine, recorded in config.json.
+
+    On a CPU with native bf16 and no GPU (``devices.bf16_cpu``) that is
+    mixed_bfloat16, without XLA unless ``--xla`` was given: measured there,
+    XLA slowed every model's step. Elsewhere float32 and the model's XLA setting.
+    """
     if config.mixed_precision:
         return dataclasses.replace(config, precision="mixed_float16")
-    if not config.xla:
-        return dataclasses.replace(config, precision="float32")  # without XLA bf16 does not pay: no need to ask the CPU
-    from keras_diffusion.devices import auto_precision  # TensorFlow (to look for a GPU): a run is starting anyway
+    from keras_diffusion.devices import bf16_cpu  # TensorFlow (to look for a GPU): a run is starting anyway
 
-    return dataclasses.replace(config, precision=auto_precision(config.xla, config.strategy))
+    if not bf16_cpu(config.strategy):
+        return dataclasses.replace(config, precision="float32")
+    return dataclasses.replace(config, precision="mixed_bfloat16", xla=config.xla if xla_chosen else False)
 
 
 def apply_determinism(config):

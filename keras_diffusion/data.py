@@ -287,3 +287,23 @@ def make_dataset(images, batch_size, scaling, shuffle=True, seed=None, drop_rema
     else:  # int32 labels: what embedding lookups and sparse losses expect
         ds = ds.map(lambda x, y: (scale_images(x, scaling), tf.cast(y, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def validation_dataset(images, batch_size, scaling, timesteps, seed=0, labels=None):
+    """Held-out images with one fixed draw of t and ε each: a validation loss comparable from epoch to epoch.
+
+    Fresh draws each epoch would add their own noise to the curve; fixed ones
+    leave only the change of the model. Returns a tf.data.Dataset of dicts
+    {"x0", "t", "eps"[, "labels"]}, which ``DiffusionModel.test_step`` reads.
+    """
+    images = np.asarray(images)
+    images = images[..., None] if images.ndim == 3 else images
+    rng = np.random.default_rng(seed)
+    elements = {
+        "x0": scale_images(images, scaling),
+        "t": rng.integers(0, timesteps, len(images)).astype(np.int32),
+        "eps": rng.standard_normal(images.shape).astype(np.float32),
+    }
+    if labels is not None:
+        elements["labels"] = np.asarray(labels, np.int32)
+    return tf.data.Dataset.from_tensor_slices(elements).batch(int(batch_size)).cache().prefetch(tf.data.AUTOTUNE)

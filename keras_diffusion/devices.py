@@ -81,22 +81,27 @@ def workers(strategy):
     return max(1, sum(len(jobs.get(job, ())) for job in ("chief", "worker")))
 
 
-def auto_precision(xla, strategy="default", gpu=None):
-    """The policy a run computes in when it did not choose one: mixed_bfloat16 where it pays, else float32.
+def bf16_cpu(strategy="default", gpu=None):
+    """True for a run on a CPU that computes bfloat16 in hardware (AVX-512 BF16 or AMX), with no GPU and no strategy.
 
-    bfloat16 pays on a CPU that computes it in hardware (AVX-512 BF16 or AMX)
-    when XLA compiles the step: XLA fuses the casts around each op and the
-    tensors moved are half the size. The default U-Net's step then did 1.27x
-    the images per CPU-second of float32 with XLA (AMD EPYC with AVX-512 BF16;
-    see the README's levers). Elsewhere float32: without XLA the gain was
-    small or negative, on AVX2-only CPUs bf16 is emulated (11 against 78
-    images/s without XLA on one), with a GPU the dtype that pays depends on
-    the GPU (``--precision``), and a tf.distribute strategy runs without XLA.
+    There, measured side by side on an AMD EPYC with AVX-512 BF16 (TensorFlow
+    2.21; see the README's levers), bf16 without XLA trained fastest:
+    mlp_seed at 16,000-20,000 images/s against 16,000-17,000 in float32, the
+    U-Net at the peer's widths at 127-131 against 85-90 with XLA, the default
+    U-Net on a par with float32 without XLA and ahead of either with XLA. On
+    AVX2-only CPUs bf16 is emulated (11 against 78 images/s on one), with a
+    GPU the dtype that pays depends on the GPU (``--precision``), and a
+    tf.distribute strategy keeps the model's settings.
     """
-    if not xla or strategy != "default" or not native_bf16():
-        return "float32"
+    if strategy != "default" or not native_bf16():
+        return False
     gpu = bool(tf.config.list_physical_devices("GPU")) if gpu is None else gpu
-    return "float32" if gpu else "mixed_bfloat16"
+    return not gpu
+
+
+def auto_precision(strategy="default", gpu=None):
+    """The policy a run computes in when it did not choose one: mixed_bfloat16 on a ``bf16_cpu``, else float32."""
+    return "mixed_bfloat16" if bf16_cpu(strategy, gpu) else "float32"
 
 
 def training_precision(config):

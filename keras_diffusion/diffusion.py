@@ -139,8 +139,14 @@ class DiffusionModel(keras.Model):
         return logs
 
     def test_step(self, data):
-        x0, labels = self.unpack(data)
-        self.loss_tracker.update_state(self.diffusion_loss(x0, training=False, labels=labels), sample_weight=tf.shape(x0)[0])
+        """The loss on held-out images: with fresh t and ε, or with the fixed ones of a ``validation_dataset``."""
+        if isinstance(data, dict):  # {"x0", "t", "eps"[, "labels"]}: the same draws every epoch
+            x0, labels = self.unpack((data["x0"], data["labels"]) if "labels" in data else data["x0"])
+            loss = self.denoising_loss(x0, data["t"], data["eps"], training=False, labels=labels)
+        else:
+            x0, labels = self.unpack(data)
+            loss = self.diffusion_loss(x0, training=False, labels=labels)
+        self.loss_tracker.update_state(loss, sample_weight=tf.shape(x0)[0])
         return self._logs()
 
     def generate(self, n, **kwargs):

@@ -42,10 +42,24 @@ ROWS = {
     "unet_ddpm_peer_config": ("U-Net sampling, DDPM, the peer's config (batch 64, T = 200)", "images/s", ["unet.py", "ddpm", *_PEER]),
     "unet_ddpm_default": ("U-Net sampling, DDPM, our default config (batch 64, T = 200)", "images/s", ["unet.py", "ddpm", *_OURS]),
 }
-# timed work per row: training steps of the MLP, of the U-Net, forward calls, sampling runs of the MLP, and
-# the steps of each U-Net chain timed (None: all). --quick, for a loaded machine or a smoke test, times the
-# first 10 steps of every chain on both sides and scales to the chain's length, as the peer's own DDPM figure does.
-TIMED = {"full": (300, 15, 15, 3, None), "quick": (70, 2, 3, 1, 10)}
+# timed work per row, the same on both sides: training steps a window of the MLP and of the U-Net, training
+# windows (the best is kept), forward calls (the median), sampling runs of the MLP and chains of the U-Net (the
+# best of each), and the steps of each U-Net chain timed (None: all). Best-of, because other work on a shared
+# machine (or its host) only ever slows a window down. --quick, for a loaded machine or a smoke test, times the
+# first 10 steps of every chain and scales to the chain's length, as the peer's own DDPM figure does.
+TIMED = {
+    "full": dict(mlp_steps=300, unet_steps=10, windows=3, calls=15, mlp_runs=3, chain_runs=2, chain=None),
+    "quick": dict(mlp_steps=70, unet_steps=2, windows=1, calls=3, mlp_runs=1, chain_runs=1, chain=10),
+}
+
+
+def repeats(key, timed):
+    """How many windows, calls or chains a row times (the best of them is kept; the median of calls)."""
+    if "train" in key:
+        return timed["windows"]
+    if "call" in key:
+        return timed["calls"]
+    return timed["mlp_runs"] if key == "mlp_sample" else timed["chain_runs"]
 
 
 def peer_scripts():
@@ -99,16 +113,16 @@ def peer(args):
     if unknown:
         raise cli.UsageError(f"--only: no row {unknown[0]!r}; the rows are {', '.join(ROWS)}")
     mode = "quick" if args.quick else "full"
-    mlp_steps, unet_steps, calls, runs, chain = TIMED[mode]
+    timed = TIMED[mode]
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     start, results = time.perf_counter(), []
     for key in rows:
         label, unit, script = ROWS[key]
-        steps = mlp_steps if key == "mlp_train" else unet_steps
+        steps = timed["mlp_steps"] if key == "mlp_train" else timed["unet_steps"]
         ours = run_json([sys.executable, "-m", "keras_diffusion.peer", key, "--mode", mode, *data])
-        extra = ["--steps", str(steps), "--repeat", str(calls if "call" in key else runs)]
+        extra = ["--steps", str(steps), "--repeat", str(repeats(key, timed))]
         extra += data if key == "mlp_train" else []
-        extra += ["--timed-steps", str(chain)] if chain and ("ddim" in key or "ddpm" in key) else []
+        extra += ["--timed-steps", str(timed["chain"])] if timed["chain"] and ("ddim" in key or "ddpm" in key) else []
         theirs = run_json([args.python, str(folder / script[0]), *script[1:], *extra])
         row = {"row": key, "measure": label, "unit": unit, "ours": ours.pop("value"), "peer": theirs.pop("value")}
         row["load_average"] = round(os.getloadavg()[0], 1)  # other jobs on the cores: > cores means shared
@@ -157,7 +171,7 @@ def measure(key, mode, data_dir=None):
     from keras_diffusion.data import load_images
 
     keras.utils.set_random_seed(0)
-    mlp_steps, unet_steps, calls, runs, chain = TIMED[mode]
+    timed = TIMED[mode]
     widths = PEER_WIDTHS if key.endswith("peer_config") else OUR_WIDTHS
     if key.startswith("mlp"):
         config = TrainConfig(model="mlp_seed").resolved()
@@ -166,8 +180,8 @@ def measure(key, mode, data_dir=None):
     out = {"model": config.model, "widths": list(widths) if config.model == "unet" else None}
     if "train" in key:
         images, _ = load_images("fashion_mnist", "train", data_dir, limit=20000)
-        steps = mlp_steps if key == "mlp_train" else unet_steps
-        out["value"], denoiser = speed.package_train(config, images, steps)
+        steps = timed["mlp_steps"] if key == "mlp_train" else timed["unet_steps"]
+        out["value"], denoiser = speed.package_train(config, images, steps, repeats(key, timed))
         out.update(batch=config.batch_size, xla=config.xla, precision=denoiser.dtype_policy.name, steps_per_execution=config.steps_per_execution)
     else:
         from keras_diffusion.checkpoint import build_denoiser
@@ -178,10 +192,11 @@ def measure(key, mode, data_dir=None):
         schedule, clip = make_schedule(config), sampling_clip(config)
         out["precision"] = denoiser.dtype_policy.name
         if "call" in key:
-            out["value"] = _ms_per_call(denoiser, calls)
+            out["value"] = _ms_per_call(denoiser, repeats(key, timed))
         else:
             sampler = "ddim" if "ddim" in key else "ddpm"
-            out["value"], out["timed_steps"] = _sampling_rate(denoiser, schedule, clip, sampler, None if key == "mlp_sample" else chain, runs if key == "mlp_sample" else 1)
+            chain = None if key == "mlp_sample" else timed["chain"]
+            out["value"], out["timed_steps"] = _sampling_rate(denoiser, schedule, clip, sampler, chain, repeats(key, timed))
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()}
     return out

@@ -202,6 +202,9 @@ def plot_loss(history, path=None, title="training loss"):
     ax = fig.subplots()
     epochs = history.get("epoch", range(len(history["loss"])))
     ax.plot([e + 1 for e in epochs], history["loss"], marker="o", label="train")
+    if "val_loss" in history:  # --val: the test images' loss with the same draws every epoch
+        ax.plot([e + 1 for e in epochs], history["val_loss"], marker="o", label="validation (test images)")
+        ax.legend(fontsize=8, loc="upper center")
     if "fid" in history:  # --fid-every: on its own axis, NaN in the epochs without it
         right = ax.twinx()
         fid = np.asarray(history["fid"], float)
@@ -237,6 +240,25 @@ def plot_schedules(schedules, path=None):
 def ladder_figure(labels, grids, path=None):
     """One row of samples per rung of the ladder, labelled: the whole story in one picture."""
     return plot_grid(np.stack([np.asarray(grid) for grid in grids]), row_titles=labels, path=path)
+
+
+def plot_loss_t(rows, path=None, floor=272 / 784):
+    """Test loss against t, one line per rung, with the rank-512 output floor of the MLPs dashed.
+
+    Args:
+        rows: the rows of ``bench ladder``, each with ``rung`` and ``loss_t`` (t as a string -> loss).
+        floor: the share of ε's energy a Dense(784) layer fed by 512 units cannot reach (272/784).
+    """
+    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    for row in rows:
+        ts = sorted(row["loss_t"], key=int)
+        ax.plot([int(t) for t in ts], [row["loss_t"][t] for t in ts], marker=".", label=row["rung"])
+    ax.axhline(floor, color="grey", linestyle="--", label=f"rank-512 output floor ({floor:.3f}, MLP rungs)")
+    ax.set(yscale="log", xlabel="t", ylabel="test loss ‖ε − ε̂‖² per pixel", title="loss against t, every rung")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _finish(fig, path)
 
 
 def save_gif(snapshots, path, scaling="minus_one_one", ncols=4, scale=2, frame_ms=100, hold_ms=1500):

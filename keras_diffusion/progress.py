@@ -121,3 +121,24 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self.start)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once ``seconds`` of wall time have passed since it began: equal wall-clock budgets.
+
+    Checked after every compiled call, so a model that runs many steps a call
+    overshoots by at most one call.
+    """
+
+    def __init__(self, seconds):
+        super().__init__()
+        if seconds <= 0:
+            raise ValueError(f"a time budget must be > 0 seconds, got {seconds}")
+        self.seconds = seconds
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self.start >= self.seconds:
+            self.model.stop_training = True

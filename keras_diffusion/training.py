@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_diffusion import checkpoint, plotting
 from keras_diffusion.config import apply_determinism
-from keras_diffusion.data import NUM_CLASSES, load_images, make_dataset, scale_images
+from keras_diffusion.data import NUM_CLASSES, load_images, make_dataset, scale_images, validation_dataset
 from keras_diffusion.devices import is_chief, make_strategy, precision, training_precision
 from keras_diffusion.diffusion import DiffusionModel, NoisyClassifierModel
 from keras_diffusion.ema import WarmupEMAAdam
@@ -232,7 +232,8 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
             history = fit_closed_form(run_dir, model, images, config)
         elif initial_epoch < config.epochs:
             # shuffle=False: the tf.data pipeline shuffles already
-            fit = model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+            val = _validation(config, schedule)
+            fit = model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False, validation_data=val)
             history = fit.history
     except KeyboardInterrupt:
         done = checkpoint.read_state_epoch(run_dir)
@@ -253,6 +254,15 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
         print(f"drawing the run's figures ({config.n_samples} samples, all {schedule.timesteps} steps) into {run_dir}", flush=True)
         make_figures(run_dir, denoiser, schedule, config, images)
     return history
+
+
+def _validation(config, schedule):
+    """The first ``config.val`` test images with fixed t and ε (``data.validation_dataset``), or None."""
+    if not config.val:
+        return None
+    images, labels = load_images(config.dataset, "test", config.data_dir, config.data_source, config.val)
+    labels = labels if uses_labels(config) else None
+    return validation_dataset(images, config.batch_size, config.scaling, schedule.timesteps, seed=config.seed, labels=labels)
 
 
 def fit_closed_form(run_dir, model, images, config):

@@ -10,7 +10,7 @@ def test_ladder_bench_writes_json_and_figure(fake_data_dir, tmp_path):
     argv = ["ladder", "--epochs", "1", "--limit", "256", "--only", "mlp_seed", "--sample-batch", "4"]
     assert bench.main(argv + ["--data-dir", str(fake_data_dir), "--json", str(out), "--figure", str(figure)]) == 0
     results = json.loads(out.read_text())
-    assert [row["rung"] for row in results["rows"]] == [label for label, model, _, _ in bench.RUNGS if model == "mlp_seed"]
+    assert [row["rung"] for row in results["rows"]] == [rung.label for rung in bench.RUNGS if rung.model == "mlp_seed"]
     for row in results["rows"]:
         assert row["parameters"] > 0 and row["train_images_per_s"] > 0 and row["sample_ddim50_images_per_s"] > 0
     assert "tensorflow" in results["versions"] and results["device"]
@@ -28,3 +28,34 @@ def test_speed_bench_trains_as_train_does(fake_data_dir):
     config = TrainConfig(model="mlp_seed", model_kwargs={"hidden": 16}, batch_size=8, steps_per_execution=4).resolved()
     rate, denoiser = speed.package_train(config, images, steps=2)
     assert rate > 0 and denoiser.name == "mlp_seed"
+
+
+def test_equal_wall_clock_ladder_with_fid_and_loss_against_t(fake_data_dir, tmp_path):
+    """--seconds stops each rung on the clock; --fid-n scores it; --loss-figure draws the loss against t."""
+    out, figure = tmp_path / "ladder.json", tmp_path / "loss_t.png"
+    argv = ["ladder", "--seconds", "2", "--limit", "256", "--only", "cosine", "--sample-batch", "2", "--fid-n", "130", "--loss-n", "40"]
+    assert bench.main(argv + ["--data-dir", str(fake_data_dir), "--json", str(out), "--loss-figure", str(figure)]) == 0
+    results = json.loads(out.read_text())
+    (row,) = results["rows"]
+    assert results["seconds"] == 2 and results["epochs"] is None and row["key"] == "cosine"
+    # 2 s of training, plus at most one compiled call of 64 steps and the first call's tracing
+    assert 2 <= row["train_seconds"] < 60 and row["epochs_trained"] > 0
+    assert sorted(map(int, row["loss_t"])) == list(bench.LOSS_T) and all(v > 0 for v in row["loss_t"].values())
+    assert row["fid"] > 0 and row["floor"] > 0 and 0 <= row["class_entropy"] <= 1
+    assert figure.stat().st_size > 0 and "FID" in bench.markdown_table(results["rows"])
+
+
+def test_each_ablation_takes_one_thing_from_the_default_unet():
+    keys = [rung.key for rung in bench.ABLATIONS]
+    assert keys[0] == "unet" and len(set(keys)) == len(keys)
+    assert bench.ABLATIONS[0].kwargs == {} and bench.ABLATIONS[0].settings == {}
+    for rung in bench.ABLATIONS[1:]:
+        assert rung.model == "unet" and len(rung.kwargs) + len(rung.settings) == 1
+
+
+def test_an_unknown_rung_is_a_one_line_error(capsys):
+    from keras_diffusion import cli
+
+    assert cli.run(bench.main, ["ablations", "--only", "unet_no_unet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no rung or model 'unet_no_unet'" in err and "unet_no_skips" in err

@@ -114,6 +114,6 @@ def test_ladder_bench_runs_the_linear_rungs(fake_data_dir, tmp_path):
     argv = ["ladder", "--limit", "128", "--only", "linear", "--sample-batch", "4", "--data-dir", str(fake_data_dir), "--json", str(out)]
     assert bench.main(argv) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [row["rung"] for row in rows] == [label for label, model, _, _ in bench.RUNGS if model == "linear"]
+    assert [row["rung"] for row in rows] == [rung.label for rung in bench.RUNGS if rung.model == "linear"]
     assert [row["scaling"] for row in rows] == ["zero_one", "minus_one_one"]
     assert all(0 < row["final_loss"] < 1 and row["train_images_per_s"] > 0 for row in rows)

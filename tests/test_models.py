@@ -75,3 +75,21 @@ def test_mlp_seed_time_embedding_switch():
     assert any(layer.__class__.__name__ == "SinusoidalEmbedding" for layer in model.layers)
     with pytest.raises(ValueError, match="time_embedding must be one of t_over_T, sinusoidal"):
         build_model("mlp_seed", time_embedding="learned")
+
+
+def test_unet_ablation_switches():
+    """t/T instead of the sinusoidal embedding, no skips, no attention: each builds and runs, and is what it says."""
+    x, t = np.zeros((2, 28, 28, 1), np.float32), np.array([0, 199])
+    kinds = lambda model: {layer.__class__.__name__ for layer in model.layers}  # noqa: E731
+    full = build_model("unet")
+    assert {"SinusoidalEmbedding", "Concatenate", "MultiHeadAttention"} <= kinds(full)
+    t_over_T = build_model("unet", time_embedding="t_over_T", timesteps=200)
+    assert "SinusoidalEmbedding" not in kinds(t_over_T) and "TimeScale" in kinds(t_over_T)
+    no_skips = build_model("unet", skips=False)
+    assert "Concatenate" not in kinds(no_skips) and no_skips.count_params() < full.count_params()
+    no_attention = build_model("unet", attention=False)
+    assert "MultiHeadAttention" not in kinds(no_attention)
+    for model in (t_over_T, no_skips, no_attention):
+        assert model([x, t]).shape == x.shape
+    with pytest.raises(ValueError, match="time_embedding must be one of"):
+        build_model("unet", time_embedding="learned")

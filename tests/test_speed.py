@@ -33,23 +33,30 @@ def test_cpuinfo_flags_decide_native_bf16(tmp_path):
     assert info["model"] == "EPYC" and info["vector_extensions"] == ["avx", "avx2", "fma"] and info["native_bf16"] is False
 
 
-def test_auto_precision_picks_bf16_only_on_native_bf16_cpus_with_xla(monkeypatch):
+def test_auto_precision_picks_bf16_without_xla_only_on_native_bf16_cpus(monkeypatch):
     monkeypatch.setattr(devices, "native_bf16", lambda: True)
-    assert devices.auto_precision(xla=True, gpu=False) == "mixed_bfloat16"
-    assert devices.auto_precision(xla=False, gpu=False) == "float32"  # bf16 pays when XLA fuses its casts
-    assert devices.auto_precision(xla=True, gpu=True) == "float32"  # a GPU's dtype is --precision's to choose
-    assert devices.auto_precision(xla=True, strategy="mirrored", gpu=False) == "float32"  # no XLA under a strategy
+    assert devices.auto_precision(gpu=False) == "mixed_bfloat16"
+    assert devices.auto_precision(gpu=True) == "float32"  # a GPU's dtype is --precision's to choose
+    assert devices.auto_precision(strategy="mirrored", gpu=False) == "float32"  # a strategy keeps the model's settings
     monkeypatch.setattr(devices, "native_bf16", lambda: False)
-    assert devices.auto_precision(xla=True, gpu=False) == "float32"  # AVX2 only: bf16 is emulated
-    # what a resolved config records in config.json
-    assert TrainConfig(model="unet").resolved().precision == "float32"
-    assert TrainConfig(model="unet", mixed_precision=True).resolved().precision == "mixed_float16"
-    monkeypatch.setattr(devices, "native_bf16", lambda: True)
+    assert devices.auto_precision(gpu=False) == "float32"  # AVX2 only: bf16 is emulated
+    # what a resolved config records in config.json: on AVX2, float32 and the model's XLA setting
     monkeypatch.setattr(devices.tf.config, "list_physical_devices", lambda kind=None: [])
-    assert TrainConfig(model="unet").resolved().precision == "mixed_bfloat16"  # XLA is the U-Net's default
-    assert TrainConfig(model="unet", xla=False).resolved().precision == "float32"
-    assert TrainConfig(model="mlp_seed").resolved().precision == "float32"  # XLA is off for the MLPs
-    assert TrainConfig(model="unet", precision="float32").resolved().precision == "float32"
+    unet = TrainConfig(model="unet").resolved()
+    assert (unet.precision, unet.xla) == ("float32", True)
+    assert TrainConfig(model="unet", mixed_precision=True).resolved().precision == "mixed_float16"
+    # on a CPU with native bf16: bf16, and XLA off unless asked for (it slowed every model's step there)
+    monkeypatch.setattr(devices, "native_bf16", lambda: True)
+    for model in ("unet", "mlp_seed", "mlp"):
+        config = TrainConfig(model=model).resolved()
+        assert (config.precision, config.xla) == ("mixed_bfloat16", False)
+    with_xla = TrainConfig(model="unet", xla=True).resolved()
+    assert (with_xla.precision, with_xla.xla) == ("mixed_bfloat16", True)
+    chosen = TrainConfig(model="unet", precision="float32").resolved()
+    assert (chosen.precision, chosen.xla) == ("float32", True)  # a chosen precision keeps the model's XLA
+    monkeypatch.setattr(devices.tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    on_gpu = TrainConfig(model="unet").resolved()
+    assert (on_gpu.precision, on_gpu.xla) == ("float32", True)
 
 
 def test_precision_flags_are_checked():

@@ -8,7 +8,9 @@ scaled down for Fashion-MNIST.
 import keras
 from keras import layers
 
-from keras_diffusion.models.embeddings import label_embedding, time_embedding
+from keras_diffusion.models.embeddings import label_embedding
+from keras_diffusion.models.embeddings import time_embedding as embed_time
+from keras_diffusion.models.mlp import TIME_EMBEDDINGS, TimeScale
 
 
 def _groups(width, groups):
@@ -35,12 +37,22 @@ def attention_block(x, groups, heads=4):
     return x + layers.Reshape((height, width, channels))(h)
 
 
-def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, attention=True, groups=8, num_classes=None):
+def unet(
+    image_shape=(28, 28, 1),
+    timesteps=200,
+    widths=(16, 32, 64),
+    blocks=1,
+    attention=True,
+    groups=8,
+    num_classes=None,
+    time_embedding="sinusoidal",
+    skips=True,
+):
     """Build the U-Net denoiser, called as ``denoiser([x_t, t])`` or, with classes, ``denoiser([x_t, t, y])``.
 
     Args:
         image_shape: (H, W, C); H and W divisible by 2^(len(widths)−1).
-        timesteps: accepted for a uniform interface (the embedding does not need T).
+        timesteps: T; only ``time_embedding="t_over_T"`` uses it.
         widths: channels at each resolution, one level per entry.
         blocks: residual blocks per level on the way down (one more on the way up).
         attention: self-attention in the middle, at the lowest resolution.
@@ -48,15 +60,24 @@ def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, 
         num_classes: when set, the model is class-conditional: integer labels
             y in [0, num_classes] come in as a third input, where y = num_classes
             is the "null" label (no class) that classifier-free guidance needs.
+        time_embedding: "sinusoidal" (DDPM's), or "t_over_T", the classic
+            demo's single number t/T fed to the same small MLP: an ablation.
+        skips: False drops every skip connection (the up path then sees only
+            what came through the 7x7 bottleneck): an ablation.
     """
-    del timesteps
+    if time_embedding not in TIME_EMBEDDINGS:
+        raise ValueError(f"time_embedding must be one of {', '.join(TIME_EMBEDDINGS)}; got {time_embedding!r}")
     widths = tuple(int(w) for w in widths)
     levels = len(widths)
     if image_shape[0] % 2 ** (levels - 1) or image_shape[1] % 2 ** (levels - 1):
         raise ValueError(f"image_shape {image_shape} must be divisible by 2^{levels - 1} for widths {widths}")
     x_t = keras.Input(image_shape, name="x_t")
     t = keras.Input((), dtype="int32", name="t")
-    emb = time_embedding(t, widths[0])  # (B, 4·widths[0])
+    if time_embedding == "sinusoidal":
+        emb = embed_time(t, widths[0])  # (B, 4·widths[0])
+    else:  # t/T, then the same Dense swish, Dense as the sinusoidal path
+        emb = layers.Dense(4 * widths[0], activation="swish")(TimeScale(timesteps)(t))
+        emb = layers.Dense(4 * widths[0])(emb)  # (B, 4·widths[0])
     inputs = [x_t, t]
     if num_classes is not None:
         y = keras.Input((), dtype="int32", name="y")
@@ -64,7 +85,7 @@ def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, 
         emb = emb + label_embedding(y, num_classes, emb.shape[-1])  # (B, 4·widths[0])
 
     x = layers.Conv2D(widths[0], 3, padding="same")(x_t)  # (B, 28, 28, w0)
-    skips = [x]
+    use_skips, skips = bool(skips), [x]
     for level, width in enumerate(widths):
         for _ in range(blocks):
             x = res_block(x, emb, width, groups)
@@ -78,7 +99,8 @@ def unet(image_shape=(28, 28, 1), timesteps=200, widths=(16, 32, 64), blocks=1, 
     x = res_block(x, emb, widths[-1], groups)
     for level in reversed(range(levels)):
         for _ in range(blocks + 1):
-            x = res_block(layers.Concatenate()([x, skips.pop()]), emb, widths[level], groups)
+            skip = skips.pop()
+            x = res_block(layers.Concatenate()([x, skip]) if use_skips else x, emb, widths[level], groups)
         if level > 0:
             x = layers.UpSampling2D(2)(x)  # 7→14→28
             x = layers.Conv2D(widths[level - 1], 3, padding="same")(x)
