@@ -8,6 +8,7 @@
 Speed goals are measured here, never asserted in tests.
 """
 
+import argparse
 import json
 import os
 import pathlib
@@ -110,8 +111,11 @@ def bench_rung(rung, args, evaluator=None):
     epoch_seconds = timer.times[-1] if not (args.seconds and steps) else train_seconds * len(images) / (steps * config.batch_size)
     n = args.sample_batch
     clip = sampling_clip(config)
-    ddpm = _time(lambda: sample(denoiser, schedule, n, seed=0, clip=clip))
-    ddim = _time(lambda: sample(denoiser, schedule, n, sampler="ddim", steps=min(50, schedule.timesteps), seed=0, clip=clip))
+    if args.speed:  # a warm-up and a timed chain of each sampler
+        ddpm = n / _time(lambda: sample(denoiser, schedule, n, seed=0, clip=clip))
+        ddim = n / _time(lambda: sample(denoiser, schedule, n, sampler="ddim", steps=min(50, schedule.timesteps), seed=0, clip=clip))
+    else:
+        ddpm = ddim = None
     grid = sample(denoiser, schedule, 8, seed=args.seed, clip=clip)
     row = {
         "rung": rung.label,
@@ -128,8 +132,8 @@ def bench_rung(rung, args, evaluator=None):
         "train_images_per_s": (len(images) // config.batch_size) * config.batch_size / epoch_seconds,
         "seconds_per_epoch": epoch_seconds * 60000 / len(images),
         "final_loss": float(history["loss"][-1]),
-        "sample_ddpm_images_per_s": n / ddpm,
-        "sample_ddim50_images_per_s": n / ddim,
+        "sample_ddpm_images_per_s": ddpm,
+        "sample_ddim50_images_per_s": ddim,
     }
     tests, _ = load_images(config.dataset, "test", args.data_dir, limit=args.loss_n)
     row["loss_t"] = dict(zip(map(str, LOSS_T), loss_against_t(diffusion, tests, config.scaling, LOSS_T, args.seed)))
@@ -214,6 +218,10 @@ def write_results(path, results):
     pathlib.Path(path).write_text(json.dumps({**environment(), **results}, indent=2) + "\n")
 
 
+def _rate(value):
+    return "-" if value is None else f"{value:,.1f}"
+
+
 def _fmt(value):
     return f"{value:,.3g}" if isinstance(value, float) else str(value)
 
@@ -227,7 +235,7 @@ def markdown_table(rows):
     for r in rows:
         line = (
             f"| {r['rung']} | {r['parameters']:,} | {r['epochs_trained']:.2g} | {r['train_seconds']:,.0f} | {r['train_images_per_s']:,.0f} "
-            f"| {r['test_loss']:.4f} | {r['sample_ddpm_images_per_s']:,.1f} | {r['sample_ddim50_images_per_s']:,.1f} |"
+            f"| {r['test_loss']:.4f} | {_rate(r['sample_ddpm_images_per_s'])} | {_rate(r['sample_ddim50_images_per_s'])} |"
         )
         line += f" {r['fid']:.1f} | {r['class_entropy']:.2f} |" if fid else ""
         lines.append(line)
@@ -240,6 +248,7 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=2, help="training epochs for every rung (default: 2)")
     parser.add_argument("--seconds", type=float, help="ladder, ablations: train every rung for this many seconds instead (equal wall-clock)")
     parser.add_argument("--fid-n", type=int, default=0, help="ladder, ablations: also score FID and class entropy on this many samples (DDIM-50, eta 1; 0: off)")
+    parser.add_argument("--speed", action=argparse.BooleanOptionalAction, default=True, help="ladder, ablations: time DDPM and DDIM-50 sampling of each rung (default: on; --no-speed when the cores are shared)")
     parser.add_argument("--loss-n", type=int, default=1000, help="ladder, ablations: test images of the loss-against-t curve (default: 1000)")
     parser.add_argument("--loss-figure", help="ladder, ablations: plot every rung's test loss against t here")
     parser.add_argument("--limit", type=int, help="train on the first N images only")

@@ -6,6 +6,7 @@ denoiser, the update and the noise all stay on the device, and the host sees
 the result once at the end.
 """
 
+import logging
 import weakref
 
 import numpy as np
@@ -177,6 +178,22 @@ def _validate(sampler, variance, eta, n, jump, resample):
 # denoiser -> {settings: compiled loop}. Weak keys, and the loops reach the
 # denoiser only through a weakref, so deleting a model frees its graphs.
 _LOOPS = weakref.WeakKeyDictionary()
+
+
+class _ExpectedRetracing(logging.Filter):
+    """Drops TensorFlow's retracing warning about the sampling loop, and only that one.
+
+    Each sampler setting (steps, eta, guidance, ...) compiles its own loop once
+    and caches it; TensorFlow counts those separate functions as one function
+    that keeps retracing and warns, which reads like a bug in a notebook.
+    """
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "_compiled_loop" in message)
+
+
+tf.get_logger().addFilter(_ExpectedRetracing())
 
 
 def _compiled_loop(denoiser, schedule, sampler, plan, snap_pos, variance, eta, clip, recompute_eps, guide, constraint, jit_compile):

@@ -33,11 +33,12 @@ def test_speed_bench_trains_as_train_does(fake_data_dir):
 def test_equal_wall_clock_ladder_with_fid_and_loss_against_t(fake_data_dir, tmp_path):
     """--seconds stops each rung on the clock; --fid-n scores it; --loss-figure draws the loss against t."""
     out, figure = tmp_path / "ladder.json", tmp_path / "loss_t.png"
-    argv = ["ladder", "--seconds", "2", "--limit", "256", "--only", "cosine", "--sample-batch", "2", "--fid-n", "130", "--loss-n", "40"]
+    argv = ["ladder", "--seconds", "2", "--limit", "256", "--only", "cosine", "--no-speed", "--fid-n", "130", "--loss-n", "40"]
     assert bench.main(argv + ["--data-dir", str(fake_data_dir), "--json", str(out), "--loss-figure", str(figure)]) == 0
     results = json.loads(out.read_text())
     (row,) = results["rows"]
     assert results["seconds"] == 2 and results["epochs"] is None and row["key"] == "cosine"
+    assert row["sample_ddpm_images_per_s"] is None  # --no-speed
     # 2 s of training, plus at most one compiled call of 64 steps and the first call's tracing
     assert 2 <= row["train_seconds"] < 60 and row["epochs_trained"] > 0
     assert sorted(map(int, row["loss_t"])) == list(bench.LOSS_T) and all(v > 0 for v in row["loss_t"].values())

@@ -92,6 +92,11 @@ def test_every_shipped_model_loads_offline_and_runs(name):
     images = sample(model, schedule, 2, sampler="ddim", steps=8, seed=0, labels=labels, guidance=1.0 if config.conditional else 0.0)
     from keras_diffusion.data import to_uint8
 
+    if config.latent:  # latents z_0 of 7x7xC: the images are the decoder's
+        from keras_diffusion.latent import load_decoder
+
+        assert images.shape[1:3] == (7, 7)
+        images = load_decoder(pretrained.path(name))(images)
     pixels = to_uint8(images, config.scaling)
     assert pixels.shape == (2, 28, 28, 1) and pixels.dtype == np.uint8
 

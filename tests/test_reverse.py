@@ -163,3 +163,24 @@ def test_step_plan_resamples_as_repaint(jump, resample):
     ups = sum(up for _, up in plan)
     assert ups == jump * (resample - 1) * len(range(0, T - jump, jump))
     assert len(plan) - ups == T + ups  # every up is walked down again
+
+
+def test_the_loops_of_many_settings_do_not_warn_about_retracing(caplog):
+    """Six settings compile six cached loops: TensorFlow's retracing warning about them is dropped, others are not."""
+    model = build_model("mlp_seed", hidden=8, timesteps=10)
+    schedule = NoiseSchedule.linear(10)
+    import logging
+
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.addHandler(caplog.handler)  # TensorFlow's logger need not propagate to the root one
+    logger.setLevel(logging.WARNING)  # a quiet command line, earlier in the session, may have raised it
+    try:
+        for steps in range(2, 8):
+            sample(model, schedule, 2, sampler="ddim", steps=steps, seed=0)
+        logger.warning("5 out of the last 5 calls to <function _compiled_loop.<locals>.loop at 0x0> triggered tf.function retracing.")
+        logger.warning("5 out of the last 5 calls to <function other at 0x0> triggered tf.function retracing.")
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(level)
+    retracing = sorted({r.getMessage() for r in caplog.records if "retracing" in r.getMessage()})  # once, however it got here
+    assert retracing == ["5 out of the last 5 calls to <function other at 0x0> triggered tf.function retracing."]

@@ -10,7 +10,8 @@ import shutil
 
 from keras_diffusion import pretrained
 
-FILES = ("config.json", "weights.weights.h5", "history.csv", "accuracy.json")  # what a pretrained model needs
+# what a pretrained model needs; a latent run also its autoencoder (train --latent writes it in autoencoder/)
+FILES = ("config.json", "weights.weights.h5", "history.csv", "accuracy.json", "autoencoder/autoencoder.json", "autoencoder/autoencoder.weights.h5", "autoencoder/history.csv")
 
 
 def training_command(config):
@@ -59,6 +60,7 @@ def pack(run, name, quality=None, note="", root=pretrained.ROOT):
     files = {}
     for filename in FILES:
         if (run / filename).is_file():
+            (folder / filename).parent.mkdir(exist_ok=True)
             shutil.copyfile(run / filename, folder / filename)
             files[filename] = pretrained.sha256(folder / filename)
     with open(run / "history.csv") as f:
@@ -66,6 +68,7 @@ def pack(run, name, quality=None, note="", root=pretrained.ROOT):
     entry = {
         "kind": "classifier" if config.model == "noisy_classifier" else "denoiser",
         "conditional": config.conditional,
+        "latent": config.latent,
         "parameters": model.count_params(),
         "epochs": read_state_epoch(run) or config.epochs,
         "hours": round(seconds / 3600, 3),
