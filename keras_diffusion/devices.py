@@ -84,11 +84,11 @@ def workers(strategy):
 def bf16_cpu(strategy="default", gpu=None):
     """True for a run on a CPU that computes bfloat16 in hardware (AVX-512 BF16 or AMX), with no GPU and no strategy.
 
-    There, measured side by side on an AMD EPYC with AVX-512 BF16 (TensorFlow
-    2.21; see the README's levers), bf16 without XLA trained fastest:
-    mlp_seed at 16,000-20,000 images/s against 16,000-17,000 in float32, the
-    U-Net at the peer's widths at 127-131 against 85-90 with XLA, the default
-    U-Net on a par with float32 without XLA and ahead of either with XLA. On
+    There, measured one variant a process on an AMD EPYC with AVX-512 BF16
+    (TensorFlow 2.21; ``benchmarks/levers.py``, the README's levers), bf16
+    without XLA trained fastest: mlp_seed at 18,877 images/s against 14,160
+    in float32, the default U-Net at 275 against 257 (216 and 235 with XLA),
+    the U-Net at the peer's widths at 109 against 93 (79 in bf16 with XLA). On
     AVX2-only CPUs bf16 is emulated (11 against 78 images/s on one), with a
     GPU the dtype that pays depends on the GPU (``--precision``), and a
     tf.distribute strategy keeps the model's settings.
