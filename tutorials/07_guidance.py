@@ -30,7 +30,7 @@
 #
 # Full run: 19.5 min on a 2-core CPU (no GPU) heavily shared with other jobs. It needs two runs in
 # `tutorials/runs/`, trained with (from `tutorials/`)
-# `python -m keras_diffusion.train --conditional --out runs/07_conditional` (the default U-Net with
+# `python -m keras_diffusion.train --conditional --epochs 2 --out runs/07_conditional` (the default U-Net with
 # a label input, 2 epochs, about 20 min on a quiet 2-core CPU) and
 # `python -m keras_diffusion.train --classifier --out runs/07_classifier` (the noisy classifier,
 # 2 epochs, a few minutes).
@@ -78,7 +78,7 @@ if QUICK:  # tiny models with T = 20, trained here
                               out="runs/07_classifier_quick", overwrite=True)
 else:
     run_dir, classifier_dir = pathlib.Path("runs/07_conditional"), pathlib.Path("runs/07_classifier")
-    for path, flag in ((run_dir, "--conditional"), (classifier_dir, "--classifier")):
+    for path, flag in ((run_dir, "--conditional --epochs 2"), (classifier_dir, "--classifier")):
         if not (path / "weights.weights.h5").is_file():
             raise FileNotFoundError(f"{path} holds no finished run: in tutorials/, python -m keras_diffusion.train {flag} --out {path}")
 denoiser, schedule, config = load_run(run_dir)

@@ -94,7 +94,7 @@ else:
     if not (run_dir / "samples.png").is_file():  # written at the very end of a run
         raise FileNotFoundError(
             f"{run_dir} holds no finished run. Run notebook 04 first, or, in the tutorials folder, "
-            "python -m keras_diffusion.train --model unet --out runs/04_unet (about 17 min on a 2-core CPU), "
+            "python -m keras_diffusion.train --model unet --epochs 2 --out runs/04_unet (about 17 min on a 2-core CPU), "
             "or set KERAS_DIFFUSION_RUN to a run directory"
         )
 denoiser, schedule, config = load_run(run_dir)
