@@ -27,6 +27,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from timing import best_window  # benchmarks/peer/timing.py, beside this script
 
 T = 200
 SAMPLE_BATCH = 64
@@ -70,12 +71,7 @@ def train(unet, batch, steps, windows=1):
 
     for _ in range(3):
         step()
-    best = float("inf")
-    for _ in range(windows):
-        start = time.perf_counter()
-        for _ in range(steps):
-            loss = step()
-        best = min(best, time.perf_counter() - start)
+    best, loss = best_window(step, steps, windows)
     return {"value": steps * batch / best, "unit": "images/s", "batch": batch, "steps": steps, "windows": windows, "last_loss": float(loss.detach())}
 
 
