@@ -12,7 +12,7 @@ import json
 import math
 import typing
 
-from keras_diffusion.names import DATASETS, PRECISIONS, SCALINGS, SOURCES, STRATEGIES
+from keras_diffusion.names import DATASETS, OBJECTIVES, PRECISIONS, SCALINGS, SOURCES, STRATEGIES
 from keras_diffusion.models import CLASSIFIERS, MODELS, model_defaults, model_names
 from keras_diffusion.schedule import SCHEDULES, NoiseSchedule
 
@@ -25,6 +25,7 @@ def _field(default, help, choices=None):
 class TrainConfig:
     model: str = _field("unet", "denoiser to train (noisy_classifier: the classifier for classifier guidance)", model_names(classifiers=True))
     model_kwargs: dict = _field(None, 'JSON of extra model arguments, e.g. \'{"hidden": 256}\'')
+    objective: str = _field("eps", "what the network predicts and the loss compares: the noise (eps, DDPM) or the clean image (x0); samplers get ε̂ either way", OBJECTIVES)
     epochs: int = _field(None, "passes over the training images (default: the model's)")
     batch_size: int = _field(None, "images per training step, summed over all devices (default: the model's)")
     lr: float = _field(None, "Adam learning rate (default: the model's)")
@@ -93,6 +94,8 @@ class TrainConfig:
             raise ValueError(f"cond_drop must be in [0, 1), got {self.cond_drop}")
         if self.conditional and "num_classes" not in inspect.signature(MODELS[self.model][0]).parameters:
             raise ValueError(f"model {self.model!r} cannot be class-conditional; use --model unet with --conditional")
+        if self.objective != "eps" and self.model in CLASSIFIERS:
+            raise ValueError(f"--objective is for denoisers; a classifier predicts the label (drop --objective {self.objective})")
         if self.conditional and self.model in CLASSIFIERS:
             raise ValueError("--conditional is for denoisers; a classifier already predicts the label")
         if "num_classes" in (self.model_kwargs or {}):
@@ -116,6 +119,12 @@ class TrainConfig:
             # bad betas fail here, before the data is loaded (the schedule is only T numbers)
             NoiseSchedule.from_name(self.schedule, self.timesteps, beta_start=self.beta_start, beta_end=self.beta_end)
         _check_model_kwargs(self.model, self.model_kwargs)
+
+    def noise_schedule(self):
+        """The ``NoiseSchedule`` this config trains and samples with."""
+        if self.schedule == "cosine":
+            return NoiseSchedule.cosine(self.timesteps)
+        return NoiseSchedule.from_name(self.schedule, self.timesteps, beta_start=self.beta_start, beta_end=self.beta_end)
 
     def to_dict(self):
         return dataclasses.asdict(self)

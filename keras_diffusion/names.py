@@ -14,3 +14,4 @@ VARIANCES = ("beta", "posterior")
 EDITS = ("inpaint", "superres", "img2img")  # python -m keras_diffusion.edit METHOD
 MASKS = ("box", "left", "right", "top", "bottom", "random")  # the region inpainting fills
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # the dtype policies a denoiser computes in
+OBJECTIVES = ("eps", "x0")  # what a denoiser's network predicts and its loss compares

@@ -25,7 +25,6 @@ from keras_diffusion.diffusion import DiffusionModel, NoisyClassifierModel
 from keras_diffusion.ema import WarmupEMAAdam
 from keras_diffusion.models import CLASSIFIERS
 from keras_diffusion.reverse import sample
-from keras_diffusion.schedule import NoiseSchedule
 
 FIGURES = ("classic.png", "forward_grid.png", "reverse_grid.png", "samples.png", "loss.png")
 
@@ -44,9 +43,7 @@ class Diverged(Exception):
 
 def make_schedule(config):
     """The run's NoiseSchedule from its config."""
-    if config.schedule == "cosine":
-        return NoiseSchedule.cosine(config.timesteps)
-    return NoiseSchedule.from_name(config.schedule, config.timesteps, beta_start=config.beta_start, beta_end=config.beta_end)
+    return config.noise_schedule()
 
 
 def is_classifier(config):

@@ -1,0 +1,110 @@
+"""The x_0 objective: the network predicts x̂_0, the samplers still get ε̂, the loss is ‖x_0 − x̂_0‖²."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_diffusion import checkpoint, train
+from keras_diffusion.config import TrainConfig
+from keras_diffusion.diffusion import DiffusionModel
+from keras_diffusion.forward import q_sample
+from keras_diffusion.models import build_model
+from keras_diffusion.models.objective import EpsFromX0, objective_of, x0_parameterized
+from keras_diffusion.reverse import predict_x0
+from keras_diffusion.schedule import NoiseSchedule
+
+SCHEDULE = NoiseSchedule.cosine(200)  # its last ᾱ is 6e-8: the hardest case for the conversion
+
+
+def _batch(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x0 = rng.uniform(-1, 1, (n, 28, 28, 1)).astype("float32")
+    eps = rng.standard_normal(x0.shape).astype("float32")
+    t = np.array([0, 1, 50, 100, 150, 197, 198, 199][:n], "int32")
+    return x0, eps, t
+
+
+def test_eps_from_x0_is_the_forward_process_solved_for_eps():
+    x0, eps, t = _batch()
+    x_t = np.asarray(q_sample(SCHEDULE, x0, t, eps))
+    x0_pred = np.random.default_rng(1).uniform(-1, 1, x0.shape).astype("float32")
+    got = np.asarray(EpsFromX0(SCHEDULE.alpha_bars)([x_t, t, x0_pred]))
+    a = SCHEDULE.alpha_bars[t].reshape(-1, 1, 1, 1)
+    np.testing.assert_allclose(got, (x_t - np.sqrt(a) * x0_pred) / np.sqrt(1 - a), rtol=1e-4)  # ε̂ reaches 100 at t = 0
+    # the true x_0 gives back the true ε
+    np.testing.assert_allclose(np.asarray(EpsFromX0(SCHEDULE.alpha_bars)([x_t, t, x0])), eps, atol=1e-3)
+
+
+def test_reverse_predict_x0_undoes_the_conversion_at_every_t_to_float32_precision():
+    x0, eps, t = _batch()
+    x_t = q_sample(SCHEDULE, x0, t, eps)
+    x0_pred = np.random.default_rng(2).uniform(-1, 1, x0.shape).astype("float32")
+    eps_pred = EpsFromX0(SCHEDULE.alpha_bars)([x_t, t, x0_pred])
+    back = np.asarray(predict_x0(SCHEDULE, x_t, t, eps_pred))
+    # about 1e-3 at t = 199 (√ᾱ = 2.5e-4), far below the x_0 loss there (about the data's variance)
+    np.testing.assert_allclose(back, x0_pred, atol=5e-3)
+    np.testing.assert_allclose(back[:5], x0_pred[:5], atol=1e-4)
+
+
+def test_conversion_stays_float32_under_a_mixed_policy():
+    layer = EpsFromX0(SCHEDULE.alpha_bars)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        layer = EpsFromX0(SCHEDULE.alpha_bars)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    x0, eps, t = _batch()
+    out = layer([q_sample(SCHEDULE, x0, t, eps), t, x0])
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    again = EpsFromX0.from_config(layer.get_config())
+    assert again.alpha_bars == layer.alpha_bars
+
+
+def _tiny_x0_model():
+    keras.utils.set_random_seed(0)
+    network = build_model("mlp", hidden=32, blocks=1, emb_dim=8)
+    return network, x0_parameterized(network, SCHEDULE)
+
+
+def test_the_loss_of_an_x0_denoiser_is_the_x0_error_of_its_network():
+    network, denoiser = _tiny_x0_model()
+    assert objective_of(denoiser) == "x0" and objective_of(network) == "eps"
+    assert len(denoiser.weights) == len(network.weights)  # the wrapper adds no weights
+    model = DiffusionModel(denoiser, SCHEDULE, seed=0)
+    assert model.objective == "x0"
+    x0, eps, t = _batch()
+    x_t = np.asarray(q_sample(SCHEDULE, x0, t, eps))
+    want = np.mean((x0 - np.asarray(network([x_t, t]))) ** 2)
+    got = float(model.denoising_loss(x0, keras.ops.convert_to_tensor(t), eps))
+    assert got == pytest.approx(want, rel=1e-4)
+    # and it is not the ε loss of the same predictions
+    eps_loss = np.mean((eps - np.asarray(denoiser([x_t, t]))) ** 2)
+    assert abs(eps_loss - got) > 0.1 * got
+
+
+def test_x0_loss_is_the_eps_loss_weighted_by_one_over_the_snr():
+    _, denoiser = _tiny_x0_model()
+    x0, eps, t = _batch()
+    t = np.full_like(t, 60)
+    x_t = np.asarray(q_sample(SCHEDULE, x0, t, eps))
+    eps_loss = np.mean((eps - np.asarray(denoiser([x_t, t]))) ** 2)
+    x0_loss = float(DiffusionModel(denoiser, SCHEDULE).denoising_loss(x0, keras.ops.convert_to_tensor(t), eps))
+    assert x0_loss == pytest.approx(eps_loss / SCHEDULE.snr[60], rel=1e-3)
+
+
+def test_config_checks_the_objective():
+    with pytest.raises(ValueError, match="objective"):
+        TrainConfig(model="mlp", objective="v").resolved()
+    with pytest.raises(ValueError, match="--objective is for denoisers"):
+        TrainConfig(model="noisy_classifier", objective="x0").resolved()
+
+
+def test_an_x0_run_trains_saves_loads_and_samples(fake_data_dir, tmp_path):
+    out = tmp_path / "x0"
+    argv = ["--model", "mlp", "--model-kwargs", '{"hidden": 32, "blocks": 1}', "--objective", "x0", "--epochs", "1"]
+    argv += ["--limit", "256", "--timesteps", "20", "--data-dir", str(fake_data_dir), "--out", str(out), "--n-samples", "4"]
+    assert train.main(argv) == 0
+    denoiser, schedule, config = checkpoint.load_run(out)
+    assert config.objective == "x0" and objective_of(denoiser) == "x0"
+    images = DiffusionModel(denoiser, schedule).generate(4, sampler="ddim", steps=5, seed=0)
+    assert np.isfinite(np.asarray(images)).all()
