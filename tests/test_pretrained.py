@@ -59,6 +59,13 @@ def test_a_damaged_or_missing_file_is_refused(packed, tmp_path):
         pretrained.path("tiny", root=copy)
 
 
+def test_run_or_pretrained_prefers_a_given_run(packed, tmp_path):
+    assert pretrained.run_or_pretrained(None, "tiny", root=packed) == packed / "tiny"
+    assert pretrained.run_or_pretrained(str(packed / "tiny"), "other", root=packed) == packed / "tiny"
+    with pytest.raises(pretrained.PretrainedError, match="holds no trained run .*leave it unset to use the pretrained 'tiny'"):
+        pretrained.run_or_pretrained(str(tmp_path), "tiny", root=packed)
+
+
 def test_unknown_name_lists_the_known_ones(packed):
     with pytest.raises(pretrained.PretrainedError, match="unknown pretrained model 'gan'; the package has: tiny"):
         pretrained.entry("gan", root=packed)

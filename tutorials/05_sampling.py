@@ -31,9 +31,11 @@
 # 5. watch the reverse chain as a grid and as an animated GIF.
 #
 # Full run: 4.4 min on a 2-core CPU (no GPU) shared with other jobs, 3.1 min when
-# nothing else ran. It needs the U-Net of notebook 04 in `runs/04_unet`: run
-# notebook 04 first, or, in `tutorials/`,
-# `python -m keras_diffusion.train --model unet --epochs 2 --out runs/04_unet` (about 17 min).
+# nothing else ran. It samples the pretrained U-Net shipped with the package
+# (`unet-fashion-mnist`: notebook 04's U-Net trained longer; `python -m
+# keras_diffusion.pretrained list` says how long and how well), so it needs no
+# training. To sample your own run from notebook 04 instead, start Jupyter with
+# `KERAS_DIFFUSION_RUN=runs/04_unet`.
 # Set `KERAS_DIFFUSION_QUICK=1` for a quick run (the tests do): it trains a tiny
 # U-Net ($T = 20$) on 512 images for 1 epoch into `runs/05_unet_quick` and draws
 # fewer images; the samples are noise, the code paths are the same.
@@ -55,7 +57,7 @@ import numpy as np
 from IPython.display import Image
 from matplotlib.figure import Figure
 
-from keras_diffusion import ddim_step, ddpm_step, q_sample
+from keras_diffusion import ddim_step, ddpm_step, pretrained, q_sample
 from keras_diffusion.checkpoint import load_run
 from keras_diffusion.config import TrainConfig
 from keras_diffusion.data import load_images, scale_images, to_uint8
@@ -75,19 +77,14 @@ if QUICK:  # a tiny U-Net with T = 20, trained here; overwrite=True replaces thi
     quick_config = TrainConfig(model="unet", epochs=1, limit=512, n_samples=8, xla=False, timesteps=20,
                                model_kwargs={"widths": [8, 16], "blocks": 1, "attention": False})
     run_dir, _ = train(quick_config, out="runs/05_unet_quick", overwrite=True)
-else:
-    run_dir = pathlib.Path("runs/04_unet")  # relative to this notebook
-    if not (run_dir / "samples.png").is_file():  # written at the very end of a run
-        raise FileNotFoundError(
-            f"{run_dir} holds no finished U-Net run. Run notebook 04 first, or, in the tutorials folder, "
-            "python -m keras_diffusion.train --model unet --epochs 2 --out runs/04_unet (about 17 min on a 2-core CPU)"
-        )
+else:  # the pretrained U-Net, or your own run directory (relative to this notebook)
+    run_dir = pretrained.run_or_pretrained(os.environ.get("KERAS_DIFFUSION_RUN"), "unet-fashion-mnist")
 denoiser, schedule, config = load_run(run_dir)
 clip = sampling_clip(config)  # (-1, 1): clip x̂_0 at every step (notebook 03)
 T = schedule.timesteps
 DDIM_STEPS = [steps for steps in (10, 20, 50, 100) if steps < T]  # S, the number of DDIM steps
 MID = min(50, T)  # the DDIM steps of the interpolation below (50)
-print(f"QUICK={QUICK}: {run_dir}, {denoiser.count_params():,} parameters, {schedule}, clip={clip}")
+print(f"QUICK={QUICK}: {run_dir.name}, {config.epochs} epochs, {denoiser.count_params():,} parameters, {schedule}, clip={clip}")
 
 # %% [markdown]
 # One starting noise for the whole notebook: $x_T \sim \mathcal{N}(0, I)$, drawn
@@ -471,11 +468,11 @@ Image(filename=gif, width=250)
 # Pictures and timings say how fast a sampler is, not how good its images are.
 # Notebook 06 puts a number on quality: the Fréchet distance (FID) between
 # samples and real images in the features of a Fashion-MNIST classifier, next to
-# its real-data floor. The same measurement over step counts, for the run of
-# notebook 04, is one command (from `tutorials/`):
+# its real-data floor. The same measurement over step counts is one command
+# (`--run runs/04_unet` instead of `--pretrained` scores your run of notebook 04):
 #
 # ```bash
-# python -m keras_diffusion.evaluate --run runs/04_unet --n 500 --sampler ddim --steps 10 20 50 100 200
+# python -m keras_diffusion.evaluate --pretrained unet-fashion-mnist --n 500 --sampler ddim --steps 10 20 50 100 200
 # ```
 #
 # **Takeaways**

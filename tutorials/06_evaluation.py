@@ -35,10 +35,14 @@
 #
 # Full run: 8 min on a 2-core CPU (no GPU). Set `KERAS_DIFFUSION_QUICK=1` for a
 # quick run (fewer images, and a tiny U-Net trained for one epoch in place of
-# notebook 04's; the tests do).
+# the pretrained one; the tests do).
 #
-# Prerequisites: notebook 04 (the U-Net: its run directory `runs/04_unet` is
-# scored here); notebooks 01 and 02 for the schedule and the reverse process, 05 for DDIM.
+# It scores the pretrained U-Net shipped with the package (`unet-fashion-mnist`,
+# notebook 04's U-Net trained longer), so it needs no training; start Jupyter
+# with `KERAS_DIFFUSION_RUN=runs/04_unet` to score your own run of notebook 04.
+#
+# Prerequisites: notebook 04 (the U-Net); notebooks 01 and 02 for the schedule
+# and the reverse process, 05 for DDIM.
 #
 # References: Heusel et al. 2017, *GANs Trained by a Two Time-Scale Update Rule
 # Converge to a Local Nash Equilibrium* (FID), https://arxiv.org/abs/1706.08500;
@@ -48,7 +52,6 @@
 # %matplotlib inline
 import logging
 import os
-import pathlib
 import time
 import warnings
 
@@ -57,8 +60,8 @@ from matplotlib.figure import Figure
 from scipy.linalg import LinAlgWarning
 from scipy.ndimage import gaussian_filter
 
-from keras_diffusion import metrics
-from keras_diffusion.checkpoint import CONFIG, WEIGHTS, load_run
+from keras_diffusion import metrics, pretrained
+from keras_diffusion.checkpoint import load_run
 from keras_diffusion.config import TrainConfig
 from keras_diffusion.data import load_images, scale_images, to_uint8
 from keras_diffusion.metrics import CLASSES, Evaluator
@@ -74,7 +77,7 @@ N_SAMPLES = 150 if QUICK else 1000  # images scored; FID needs more than the 128
 DDIM_STEPS = 50  # sampler steps (at most T)
 N_BPD = 8 if QUICK else 200  # test images for bits/dim: T denoiser calls per batch
 N_TERMS = 8 if QUICK else 64  # test images for the per-t plot of the bound
-RUN_DIR = "runs/06_unet_quick" if QUICK else "runs/04_unet"  # relative to this notebook
+RUN = os.environ.get("KERAS_DIFFUSION_RUN")  # your own run directory, relative to this notebook (default: the pretrained U-Net)
 SEED = 0  # the same real subsets as `python -m keras_diffusion.evaluate` (its --seed 0)
 # Each call of bits_per_dim / vb_terms compiles its own tf.function: silence the "retracing" notices.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -82,7 +85,7 @@ logging.getLogger("tensorflow").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
 # Some features are 0 for every image, so covariances are singular and sqrtm says so; FID handles it (see below).
 warnings.filterwarnings("ignore", category=LinAlgWarning)
-print(f"QUICK={QUICK}: {N_SAMPLES} samples, floor at n={FLOOR_NS}, bits/dim on {N_BPD} test images, run {RUN_DIR}")
+print(f"QUICK={QUICK}: {N_SAMPLES} samples, floor at n={FLOOR_NS}, bits/dim on {N_BPD} test images")
 
 # %% [markdown]
 # ## Why a number, and which network
@@ -306,10 +309,10 @@ plot_histograms(scores, f"predicted classes of {N_SAMPLES} images")
 #
 # ## Scoring the U-Net
 #
-# The full run scores the U-Net that notebook 04 trained (2 epochs on all 60,000
-# images; its run directory `runs/04_unet`, next to this notebook). The quick run
-# trains a tiny U-Net for one epoch on 512 images instead: its samples are blobs,
-# but every call below is the same.
+# The full run scores the pretrained `unet-fashion-mnist`: notebook 04's U-Net,
+# trained for longer on all 60,000 images (the cell prints how long). The quick
+# run trains a tiny U-Net for one epoch on 512 images instead: its samples are
+# blobs, but every call below is the same.
 
 # %%
 if QUICK:
@@ -317,14 +320,11 @@ if QUICK:
         model="unet", model_kwargs={"widths": [8, 16], "attention": False}, epochs=1, limit=512, timesteps=20,
         n_samples=16, xla=False,  # XLA would take longer to compile than this run takes to train
     )
-    train(config, out=RUN_DIR, overwrite=True, verbose=0)
-elif not all((pathlib.Path(RUN_DIR) / name).is_file() for name in (CONFIG, WEIGHTS)):
-    raise FileNotFoundError(
-        f"{RUN_DIR} holds no trained U-Net: run notebook 04 first (or, from the repository root, "
-        "python -m keras_diffusion.train --model unet --out tutorials/runs/04_unet)"
-    )
-denoiser, schedule, config = load_run(RUN_DIR)
-print(f"{RUN_DIR}: {config.model} with {denoiser.count_params():,} parameters, trained on {config.limit or 60_000:,} images "
+    run_dir, _ = train(config, out="runs/06_unet_quick", overwrite=True, verbose=0)
+else:  # the pretrained U-Net, or your own run directory
+    run_dir = pretrained.run_or_pretrained(RUN, "unet-fashion-mnist")
+denoiser, schedule, config = load_run(run_dir)
+print(f"{run_dir.name}: {config.model} with {denoiser.count_params():,} parameters, trained on {config.limit or 60_000:,} images "
       f"for epochs={config.epochs}; {schedule.name} schedule, T={schedule.timesteps}, clip={config.clip}")
 
 # %% [markdown]
@@ -486,8 +486,8 @@ fig
 # and prints one line of JSON (from the repository root):
 #
 # ```bash
-# python -m keras_diffusion.evaluate --run tutorials/runs/04_unet --n 2000 --sampler ddim --steps 50   # FID, floor, entropy, histogram
-# python -m keras_diffusion.evaluate --run tutorials/runs/04_unet --bpd --no-fid --n 1000             # bits/dim on 1000 test images
+# python -m keras_diffusion.evaluate --pretrained unet-fashion-mnist --n 2000 --sampler ddim --steps 50   # FID, floor, entropy, histogram
+# python -m keras_diffusion.evaluate --run tutorials/runs/04_unet --bpd --no-fid --n 1000              # your run: bits/dim on 1000 test images
 # python -m keras_diffusion.evaluate --real --n 2000                                                  # the floor alone
 # python -m keras_diffusion.evaluate --npz samples.npz                                                # images from anywhere
 # ```

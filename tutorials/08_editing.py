@@ -33,11 +33,10 @@
 # 5. measure each: label agreement, PSNR/SSIM against the originals, FID.
 #
 # Full run: 6.5 min on a 2-core CPU (no GPU) shared with other jobs. It needs a
-# trained U-Net: by default notebook 04's `runs/04_unet`, or any run directory
-# given in the environment variable `KERAS_DIFFUSION_RUN`. The outputs saved here
-# come from `KERAS_DIFFUSION_RUN=../runs/cond`, a class-conditional U-Net trained
-# for 2 epochs (`python -m keras_diffusion.train --conditional --epochs 2 --out runs/cond`),
-# edited **without** labels, that is as an unconditional model. Set
+# trained U-Net: by default the pretrained `unet-fashion-mnist` shipped with the
+# package (notebook 04's U-Net trained longer; `python -m keras_diffusion.pretrained
+# list`), or any run directory given in the environment variable
+# `KERAS_DIFFUSION_RUN`, such as notebook 04's `runs/04_unet`. Set
 # `KERAS_DIFFUSION_QUICK=1` for a quick run (the tests do): it trains a tiny
 # U-Net ($T = 20$) for one epoch and edits fewer images; the pictures are then
 # noise, the code paths the same.
@@ -65,7 +64,7 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from keras_diffusion import editing
+from keras_diffusion import editing, pretrained
 from keras_diffusion.checkpoint import load_run
 from keras_diffusion.config import TrainConfig
 from keras_diffusion.data import load_images, scale_images, to_uint8
@@ -89,14 +88,8 @@ if QUICK:  # a tiny U-Net with T = 20, trained here; overwrite=True replaces thi
     quick_config = TrainConfig(model="unet", epochs=1, limit=512, n_samples=8, xla=False, timesteps=20,
                                model_kwargs={"widths": [8, 16], "blocks": 1, "attention": False})
     run_dir, _ = train(quick_config, out="runs/08_unet_quick", overwrite=True)
-else:
-    run_dir = pathlib.Path(os.environ.get("KERAS_DIFFUSION_RUN", "runs/04_unet"))  # relative to this notebook
-    if not (run_dir / "samples.png").is_file():  # written at the very end of a run
-        raise FileNotFoundError(
-            f"{run_dir} holds no finished run. Run notebook 04 first, or, in the tutorials folder, "
-            "python -m keras_diffusion.train --model unet --epochs 2 --out runs/04_unet (about 17 min on a 2-core CPU), "
-            "or set KERAS_DIFFUSION_RUN to a run directory"
-        )
+else:  # the pretrained U-Net, or your own run directory (relative to this notebook)
+    run_dir = pretrained.run_or_pretrained(os.environ.get("KERAS_DIFFUSION_RUN"), "unet-fashion-mnist")
 denoiser, schedule, config = load_run(run_dir)
 clip = sampling_clip(config)  # clip x̂_0 at every step, as the run samples (notebook 03)
 T = schedule.timesteps
@@ -104,7 +97,7 @@ JUMP = min(10, T // 4)  # RePaint's jump length j (10 in the paper)
 pixels, labels = load_images("fashion_mnist", "test", limit=N_EVAL)  # (N_EVAL, 28, 28, 1) uint8: real test images
 x0 = scale_images(pixels, config.scaling)  # (N_EVAL, 28, 28, 1) in the run's range, [-1, 1]
 evaluator = Evaluator()  # notebook 06's classifier: does an edit keep the garment's class?
-print(f"QUICK={QUICK}: {run_dir} ({config.model}, conditional={config.conditional}), {schedule}, "
+print(f"QUICK={QUICK}: {run_dir.name} ({config.model}, {config.epochs} epochs, conditional={config.conditional}), {schedule}, "
       f"{N_EVAL} test images, clip={clip}")
 
 
@@ -433,13 +426,13 @@ print("" if bench else f"{saved} not found: run python benchmarks/editing.py --r
 # %% [markdown]
 # ## What next
 #
-# The same commands from the shell, for any run and any test images (or your
-# own `.png`/`.npz`):
+# The same commands from the shell, for the pretrained U-Net or any run
+# (`--run runs/04_unet`) and any test images (or your own `.png`/`.npz`):
 #
 # ```bash
-# python -m keras_diffusion.edit inpaint --run runs/04_unet --images test:0-15 --mask right --resample 5
-# python -m keras_diffusion.edit superres --run runs/04_unet --images test:0-15 --factor 4 --npz sr.npz
-# python -m keras_diffusion.edit img2img --run runs/04_unet --images drawing.png --strength 0.6 --sampler ddim --steps 50
+# python -m keras_diffusion.edit inpaint --pretrained unet-fashion-mnist --images test:0-15 --mask right --resample 5
+# python -m keras_diffusion.edit superres --pretrained unet-fashion-mnist --images test:0-15 --factor 4 --npz sr.npz
+# python -m keras_diffusion.edit img2img --pretrained unet-fashion-mnist --images drawing.png --strength 0.6 --sampler ddim --steps 50
 # ```
 #
 # **Takeaways**

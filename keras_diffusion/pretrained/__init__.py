@@ -73,6 +73,22 @@ def load(name, root=ROOT):
     return load_run(path(name, root))
 
 
+def run_or_pretrained(run, name, root=ROOT):
+    """``run`` as a path when given (a run directory with its weights), else pretrained model ``name``'s verified folder.
+
+    The tutorials read their model this way: the shipped one by default, the
+    reader's own run when they name it.
+    """
+    if not run:
+        return path(name, root)
+    from keras_diffusion.checkpoint import WEIGHTS
+
+    folder = pathlib.Path(run)
+    if not (folder / WEIGHTS).is_file():
+        raise PretrainedError(f"{folder} holds no trained run ({WEIGHTS} is missing): train one, or leave it unset to use the pretrained {name!r}")
+    return folder
+
+
 def add_run_arguments(parser, many=False, group=None):
     """``--run RUN`` or ``--pretrained NAME``, one of them required: for every command that reads a run.
 
