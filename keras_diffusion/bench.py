@@ -55,9 +55,12 @@ RUNGS = [
     Rung("mlp", "mlp: time in every block", "mlp", {}, {}),
     # 1024 > 784 units: the output layer can reach every direction of ε (no rank-512 floor)
     Rung("mlp_wide", "mlp, 1024 wide: no output bottleneck", "mlp", {"hidden": 1024}, {}),
-    # the same network trained on ‖x_0 − x̂_0‖²: the weight moves to the noisy steps, where the image is invented
+    # the same networks trained on ‖x_0 − x̂_0‖²: the weight moves to the noisy steps, where the image is
+    # invented, and ε̂ = (x_t − √ᾱ_t·x̂_0)/√(1−ᾱ_t) gets x_t itself, so no output layer limits its rank
+    Rung("mlp_x0", "mlp, predicts x_0", "mlp", {}, {"objective": "x0"}),
     Rung("mlp_wide_x0", "mlp, 1024 wide, predicts x_0", "mlp", {"hidden": 1024}, {"objective": "x0"}),
     Rung("unet", "unet", "unet", {}, {}),
+    Rung("unet_x0", "unet, predicts x_0", "unet", {}, {"objective": "x0"}),
 ]
 # ``bench ablations``: the default U-Net with one thing taken away at a time
 ABLATIONS = [
