@@ -151,7 +151,10 @@ def bench_rung(rung, args, evaluator=None):
 
 
 def loss_against_t(diffusion, images, scaling, timesteps, seed=0, batch=500):
-    """The mean ‖ε − ε̂‖² on ``images`` at each of ``timesteps``, with the same ε for every rung."""
+    """The mean ‖ε − ε̂‖² on ``images`` at each of ``timesteps``, with the same ε for every rung.
+
+    Always the ε-loss, also for a rung trained to predict x_0, so that every rung is scored on one task.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -159,7 +162,7 @@ def loss_against_t(diffusion, images, scaling, timesteps, seed=0, batch=500):
 
     x0 = np.asarray(scale_images(images, scaling), "float32")
     eps = np.random.default_rng(seed).standard_normal(x0.shape).astype("float32")
-    loss = tf.function(lambda x, t, e: diffusion.denoising_loss(x, t, e))  # one graph, not op by op
+    loss = tf.function(lambda x, t, e: diffusion.denoising_loss(x, t, e, target="eps"))  # one graph, not op by op
     losses = []
     for t in timesteps:
         total = 0.0

@@ -98,19 +98,21 @@ class DiffusionModel(keras.Model):
             seed = tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group)
         return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), "int32")  # as keras.random casts it
 
-    def denoising_loss(self, x0, t, eps, training=False, labels=None):
+    def denoising_loss(self, x0, t, eps, training=False, labels=None, target=None):
         """The simple DDPM loss for given t and ε: mean ‖ε − ε_θ(√ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t[, y])‖²  (DDPM eq. 14).
 
         For an x_0-predicting denoiser, mean ‖x_0 − x̂_0‖² with x̂_0 recovered
         from its ε̂ (``reverse.predict_x0`` undoes ``EpsFromX0`` exactly; at
         the last t, where √ᾱ_t = 2.5e-4 for the cosine schedule, float32
         rounding moves x̂_0 by about 1e-3, far below the loss there).
+        ``target`` ("eps" or "x0") asks for one of the two whatever the
+        denoiser was trained on: comparisons across objectives use "eps".
         """
         x_t = q_sample(self.schedule, x0, t, eps)  # (B, 28, 28, 1)
         inputs = [x_t, t] if labels is None else [x_t, t, tf.cast(labels, "int32")]
         # the loss stays float32 even when the denoiser computes in float16
         eps_pred = ops.cast(self.denoiser(inputs, training=training), "float32")  # (B, 28, 28, 1)
-        if self.objective == "x0":
+        if (target or self.objective) == "x0":
             return ops.mean(ops.square(x0 - predict_x0(self.schedule, x_t, t, eps_pred)))
         return ops.mean(ops.square(eps - eps_pred))
 

@@ -77,9 +77,10 @@ def test_the_loss_of_an_x0_denoiser_is_the_x0_error_of_its_network():
     want = np.mean((x0 - np.asarray(network([x_t, t]))) ** 2)
     got = float(model.denoising_loss(x0, keras.ops.convert_to_tensor(t), eps))
     assert got == pytest.approx(want, rel=1e-4)
-    # and it is not the ε loss of the same predictions
+    # and it is not the ε loss of the same predictions, which target="eps" asks for
     eps_loss = np.mean((eps - np.asarray(denoiser([x_t, t]))) ** 2)
     assert abs(eps_loss - got) > 0.1 * got
+    assert float(model.denoising_loss(x0, keras.ops.convert_to_tensor(t), eps, target="eps")) == pytest.approx(eps_loss, rel=1e-4)
 
 
 def test_x0_loss_is_the_eps_loss_weighted_by_one_over_the_snr():
@@ -108,3 +109,16 @@ def test_an_x0_run_trains_saves_loads_and_samples(fake_data_dir, tmp_path):
     assert config.objective == "x0" and objective_of(denoiser) == "x0"
     images = DiffusionModel(denoiser, schedule).generate(4, sampler="ddim", steps=5, seed=0)
     assert np.isfinite(np.asarray(images)).all()
+
+
+def test_the_ladder_scores_every_objective_on_the_eps_loss():
+    from keras_diffusion.bench import loss_against_t
+
+    _, denoiser = _tiny_x0_model()
+    images = np.random.default_rng(3).integers(0, 256, (16, 28, 28, 1)).astype("uint8")
+    (got,) = loss_against_t(DiffusionModel(denoiser, SCHEDULE), images, "minus_one_one", [30], seed=0)
+    x0 = images.astype("float32") / 127.5 - 1
+    eps = np.random.default_rng(0).standard_normal(x0.shape).astype("float32")
+    t = np.full(16, 30, "int32")
+    want = np.mean((eps - np.asarray(denoiser([np.asarray(q_sample(SCHEDULE, x0, t, eps)), t]))) ** 2)
+    assert got == pytest.approx(want, rel=1e-3)
