@@ -143,8 +143,9 @@ class TrainConfig:
 # A latent run's U-Net works at 7x7, which cannot be halved twice as 28x28 is: one level, wider, with
 # attention over all 49 positions (the receptive field of its convolutions covers 7x7 anyway).
 # Latents are not bounded like pixels, so x̂_0 is not clipped, and without clipping the cosine schedule's
-# last step (sqrt(ᾱ) from 8e-3 to 2e-4) would multiply the error of ε̂ a hundredfold in DDIM's first x̂_0:
-# the linear betas scaled by 1000/T end smoothly (latent diffusion's own schedule is linear too).
+# last step (sqrt(ᾱ) from 8e-3 to 2.5e-4) would multiply the error of ε̂ by sqrt(1−ᾱ_T)/sqrt(ᾱ_T) = 4,058 in
+# DDIM's first x̂_0: the linear betas scaled by 1000/T end smoothly, at 182 (latent diffusion's own schedule
+# is linear too).
 # The U-Net is cheap enough for a larger batch; its 4 epochs after the autoencoder's 2 cost about what the
 # pixel U-Net's 2 do (1.07x: 250, 124 and 67 training images/s side by side in benchmarks/latent.py).
 LATENT_UNET = {"widths": [64]}

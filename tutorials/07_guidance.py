@@ -257,23 +257,6 @@ for kind, value, kwargs in settings:
 # forward *and* backward. The images/s above show it; at $w = 0$ the package
 # makes one pass, not two.
 #
-# ## Exercises
-#
-# 1. *Predict, then run.* With $w = -1$ the formula gives $\tilde\varepsilon = \varepsilon(x_t, \varnothing)$.
-#    What do you expect to see? (The package refuses $w < 0$; call `cfg_eps` by hand.)
-# 2. *Short answer.* Why can classifier guidance not use the package's FID classifier
-#    (trained on clean images) as $p_\phi$?
-# 3. *Code change.* Train with `--cond-drop 0` (for a few hundred steps, `--limit 2000`).
-#    What does `guidance=3` then do, and why?
-#
-# **Answers.** 1: pure unconditional samples, whatever the label: the label's
-# contribution cancels. 2: at large $t$ its input is nearly pure noise, a
-# distribution it never saw, so its gradient says nothing about the class; and
-# at any $t > 0$ the noisy image is off its training distribution. 3: the null
-# row of the label table never trains, so $\varepsilon(x_t, \varnothing)$ is the network
-# with an untrained (random) label vector: the "unconditional" pass is garbage and
-# $w > 0$ extrapolates away from it — guidance needs the dropout.
-#
 # **Takeaways**
 #
 # - A label enters a diffusion model like the timestep: a learned vector added
@@ -283,3 +266,65 @@ for kind, value, kwargs in settings:
 # - Classifier-free guidance needs a conditional model (2 passes a step, one
 #   batch); classifier guidance needs a noise-aware classifier (a backward pass
 #   a step) but no retraining of the diffusion model.
+
+# %% [markdown]
+# ## Exercises
+#
+# Try each before reading the answers below.
+#
+# 1. **Short answer.** Guidance samples from $p(x_t)\,p(y \mid x_t)^{1+w}$. Which
+#    distributions do $w = 0$ and $w = -1$ give, and how many network passes does
+#    each need a step? Why would $w = -1$ fail for a model trained with `--cond-drop 0`?
+# 2. **A code change.** Add a row $w = -1$ to the figure "one x_T, one class a column".
+#    `sample` refuses $w < 0$; `cfg_eps` does not, so first check, in the cell that
+#    compares `cfg_eps` with the formula, that `cfg_eps(denoiser, x_t, t, y, 10, -1.0)`
+#    equals `denoiser([x_t, t, tf.fill([4], 10)])`. Which call of `sample` then draws
+#    the row, and what will it look like?
+# 3. **A number to predict.** Classifier guidance samples from
+#    $p(x_t)\,p_\phi(y \mid x_t, t)^s$. Write the score of that density in units of
+#    $\varepsilon$ to see where the factor $\sqrt{1-\bar\alpha_t}$ comes from. Which $s$ asks
+#    for the same distribution as $w = 0$? Predict the label accuracy of classifier
+#    guidance at that $s$ from CFG's at $w = 0$, then compare with the measurement above.
+
+# %% [markdown]
+# ## Answers
+#
+# 1. $w = 0$ gives $p(x_t)\,p(y \mid x_t) \propto p(x_t \mid y)$, the conditional model
+#    itself: $\tilde\varepsilon = \varepsilon(x_t, y)$, one pass a step. $w = -1$ gives $p(x_t)$,
+#    the unconditional model: the factor $1 + w$ of the conditional pass is zero,
+#    $\tilde\varepsilon = \varepsilon(x_t, \varnothing)$, and the label no longer matters; run as
+#    the null label with $w = 0$ it is one pass too. Every $w > 0$ needs both passes
+#    (one batch of $2B$). With `--cond-drop 0` the null label never occurs in
+#    training: row 10 of the label table gets no gradient and keeps its random
+#    initial values, so $\varepsilon(x_t, \varnothing)$ is the network fed a vector it never
+#    saw, not the score of $p(x_t)$. Nothing then makes the $w = -1$ samples garments,
+#    and every $w > 0$ extrapolates away from the same wrong reference. At the rate
+#    0.1, two epochs of the 60,000 training images show the null label about
+#    $0.1 \times 120{,}000 = 12{,}000$ times, more than any one class gets
+#    ($0.9 \times 12{,}000 = 10{,}800$).
+# 2. With $w = -1$, $(1 + w)\,\varepsilon(x_t, y)$ is exactly zero and $-w\,\varepsilon(x_t, \varnothing)$
+#    is $\varepsilon(x_t, \varnothing)$, so the check prints 0, or float32 rounding from the
+#    different batch sizes (8 against 4), as for $w = 3$. The row is then
+#    `sample(denoiser, schedule, 10, labels=np.full(10, 10), clip=clip, seed=2, x_T=x_T)`:
+#    the null label at $w = 0$. That is the very call that drew the $s = 0$ row of
+#    the classifier-guidance figure (same $x_T$, same seed), so the row is already on
+#    screen. Its ten images ignore their column: in the saved figure a sandal stands
+#    under "coat" and a long-sleeved top under "trouser". They differ from one
+#    another although all start from the same $x_T$, because each DDPM step adds
+#    fresh noise that differs from image to image.
+# 3. The score is
+#    $\nabla\log p(x_t) + s\,\nabla\log p_\phi = -\big(\hat\varepsilon - s\sqrt{1-\bar\alpha_t}\,\nabla\log p_\phi\big)/\sqrt{1-\bar\alpha_t}$,
+#    and the bracket is $\tilde\varepsilon$: the factor converts a score into units of
+#    $\varepsilon$, so one $s$ means the same exponent at every $t$. CFG's exponent is
+#    $1 + w$, so $s = 1$ matches $w = 0$: both ask for $p(x_t)\,p(y \mid x_t) \propto p(x_t \mid y)$.
+#    Both start from the same network's unconditional score $\varepsilon(x_t, \varnothing)$ and
+#    differ only in the classifier term: CFG's implicit one, $\varepsilon(x_t, y) - \varepsilon(x_t, \varnothing)$,
+#    against $p_\phi$'s gradient. Were the two terms equal, $s = 1$ would draw what
+#    $w = 0$ draws and match its label accuracy, 0.56 in this notebook's run (0.52 in
+#    the README's). Measured: 0.39 (README: 0.38); it takes $s = 10$ to reach 0.76, what $w = 1$ reaches, and then at FID 11.7
+#    against 9.4. The noisy classifier is not $p(y \mid x_t)$: cross-entropy trains its
+#    outputs at the $x_t$ it saw, and nothing in training checks its gradient; its
+#    accuracy also falls with the noise (0.82 at $t = 0$, 0.76 at $t = 100$, 0.35 at
+#    $t = 180$, plotted above and in the README). On this measurement its pull is
+#    weaker than the implicit classifier's; a larger $s$ makes up for it, at a cost
+#    in FID.

@@ -235,7 +235,8 @@ print(f"the same through DiffusionModel.denoising_loss: {float(model.denoising_l
 # one scaled by $1000/T$ rather than the cosine one: latents are not bounded
 # like pixels, so $\hat x_0$ is not clipped, and unclipped, the cosine schedule's
 # last step ($\sqrt{\bar\alpha}$ from $8\cdot10^{-3}$ to $2.5\cdot10^{-4}$, notebook 05) would
-# multiply the error of $\hat\varepsilon$ a hundredfold in DDIM's first $\hat x_0$.
+# multiply the error of $\hat\varepsilon$ by $\sqrt{1-\bar\alpha_T}/\sqrt{\bar\alpha_T} = 4{,}058$ in
+# DDIM's first $\hat x_0$ (182 for the scaled linear schedule used here).
 #
 # Sampling is `sample` with the latent shape, then $D(z_0 / s)$. `python -m
 # keras_diffusion.sample --run RUN` does exactly this for a latent run; here by hand,
@@ -366,16 +367,68 @@ else:
 # 7x7 in its middle. It grows with the image: at 512x512, Stable Diffusion's
 # $f = 8$ autoencoder turns 786,432 numbers into 16,384, a factor of 48, and
 # makes diffusion affordable at all.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. Train with `--latent-channels 2` and `--latent-channels 8` (reuse nothing:
-#    the autoencoder changes). How do the PSNR, the reconstruction FID and the
-#    sample FID move?
-# 2. Set $\beta$ (`latent.KL_WEIGHT`) to 0 and to $10^{-2}$ and repeat the
-#    smoothness checks. What happens to the straight walks, and to $s$?
-# 3. Skip the scale factor: train with `scale = 1` (patch `latent.scale_factor`)
-#    and compare the loss curves and samples. Which $t$ are now too easy or too hard?
-# 4. Reuse the autoencoder with `--autoencoder runs/09_latent` and train the
-#    latent U-Net longer (`--epochs 10`): how close does its FID get to the
-#    reconstruction floor?
+# Try each before reading the answers below.
+#
+# 1. **Short answer.** The pixel runs clip $\hat x_0$ to $[-1, 1]$ at every step; the
+#    latent run does not (`clip` is false in its config), and it uses the scaled
+#    linear schedule, not the cosine one. Why not clip, and why does leaving the
+#    clip out rule out the cosine schedule at $T = 200$?
+# 2. **A code change.** Train with `--latent-channels 2` and with `--latent-channels 8`
+#    (each trains its own autoencoder). Before running, predict: how many numbers
+#    each latent holds, and the compression; which way the PSNR and the FID of the
+#    reconstructions move; and what one call of the latent U-Net costs, against
+#    $C = 4$ and against the pixel U-Net.
+# 3. **A number to predict.** Leave out the scale factor: the diffusion model then
+#    sees $\mu(x)$, of standard deviation 1.471. At $t = 100$ unit-variance latents have
+#    a signal-to-noise ratio of 0.079. What is it for the unscaled latents there, at
+#    which $t$ do they come down to 0.079, and is their $z_T$ still close to $\mathcal N(0, I)$?
+
+# %% [markdown]
+# ## Answers
+#
+# 1. Pixels have a known range, so clipping $\hat x_0$ to $[-1, 1]$ only removes values
+#    no image can take. Latents have none: $z = s\,\mu(x)$ has unit variance overall
+#    (the channels spread 1.00, 1.06, 0.98 and 0.70), but nothing bounds it, and any
+#    box would either cut off real latents or be too wide to matter. Unclipped,
+#    DDIM's first $\hat x_0 = (z_T - \sqrt{1-\bar\alpha_T}\,\hat\varepsilon)/\sqrt{\bar\alpha_T}$ turns an error
+#    $\delta$ of $\hat\varepsilon$ into an error $\delta\,\sqrt{1-\bar\alpha_T}/\sqrt{\bar\alpha_T}$ of $\hat x_0$. At
+#    $T = 200$ that factor is about 4,060 for the cosine schedule
+#    ($\sqrt{\bar\alpha_T} = 2.5\cdot10^{-4}$) and 182 for the scaled linear one
+#    ($\bar\alpha_T = 3.0\cdot10^{-5}$, $\sqrt{\bar\alpha_T} = 5.5\cdot10^{-3}$), computed from
+#    `NoiseSchedule`. In pixel space the clip caps the damage; here only a gentler
+#    last step can.
+# 2. $7 \cdot 7 \cdot 2 = 98$ numbers (784/98 = 8 times fewer than pixels) and
+#    $7 \cdot 7 \cdot 8 = 392$ (2 times), against 196 (4 times). A smaller code keeps less
+#    detail: expect the PSNR to fall below 24.9 dB at $C = 2$ and to rise at $C = 8$,
+#    and the reconstruction FID (1.1 at $C = 4$), the floor under the samples' FID,
+#    to move the other way. The samples' FID need not follow: a 392-number latent
+#    leaves the U-Net more to learn in its 4 epochs. Not measured here: run it.
+#    The cost of a call hardly moves: only the U-Net's first and last 3x3
+#    convolutions ($C \to 64$, $64 \to C$) see $C$, so the unconditional latent U-Net
+#    has 644,994, 647,300 and 651,912 parameters at $C$ = 2, 4 and 8, and
+#    23.70, 23.81 and 24.04 million multiply-adds per image (convolutions and
+#    attention, counted from `models/unet.py`): every other layer works on the same
+#    49 positions and widths whatever $C$. A 3x3 convolution costs positions $\times$
+#    channels in $\times$ channels out $\times$ 9, and $784 \cdot 16^2 = 196 \cdot 32^2 = 49 \cdot 64^2$:
+#    each of the pixel U-Net's three levels costs about as much as the latent
+#    U-Net's one (19.1, 17.5 and 22.2 million multiply-adds per image at 28x28,
+#    14x14 and 7x7), 58.8 million in all, 2.5 times the latent U-Net's 23.8 million.
+#    The timed call was 3.0 times cheaper in this notebook's output (3.8 to 4.2
+#    inside the sampling loop), most likely because what the count leaves out,
+#    normalisations, activations and memory traffic, grows with the feature maps,
+#    and those are 7 times smaller ($784 \cdot 16 + 196 \cdot 32 + 49 \cdot 64 = 21{,}952$
+#    numbers across one map of each level, against $49 \cdot 64 = 3{,}136$).
+# 3. The signal-to-noise ratio $\bar\alpha_t\,s_z^2/(1-\bar\alpha_t)$ grows with the data's
+#    variance: $0.0785 \times 1.471^2 = 0.170$ (0.0785 is the 0.079 before rounding),
+#    what the notebook printed. On the scaled linear schedule the unscaled latents
+#    come down to 0.079 only at $t = 113$ ($\bar\alpha_t/(1-\bar\alpha_t) \cdot 1.471^2 = 0.0793$
+#    there): every noise level arrives about 13 steps late in the middle of the
+#    chain, a shift of $\ln 1.471^2 = 0.77$ in log-SNR at every $t$. The end is
+#    unharmed: $z_T$ has variance
+#    $\bar\alpha_T \cdot 1.471^2 + 1 - \bar\alpha_T = 1 + 1.164\,\bar\alpha_T = 1.00004$, still
+#    $\mathcal N(0, I)$ to $10^{-4}$. For this autoencoder the scale factor corrects a
+#    modest mismatch; it matters more for an encoder whose spread is far from 1.
