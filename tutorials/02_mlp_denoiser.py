@@ -27,7 +27,7 @@
 # 3. find out *why* the samples are static, with measurements, not guesses;
 # 4. time the package's compiled sampler against the demo's per-step `model.predict` loop.
 #
-# Full run: 2 min on a 2-core CPU (no GPU). Set `KERAS_DIFFUSION_QUICK=1` for a
+# Full run: 1 min on a 2-core CPU (no GPU) shared with another job. Set `KERAS_DIFFUSION_QUICK=1` for a
 # quick run (512 images, 1 epoch; the tests do).
 #
 # Prerequisite: notebook 01 (the forward process and the schedules).
@@ -337,7 +337,7 @@ print(f"speed-up ≈ {classic_per_step * T / compiled:.0f}x")
 # - The static is noise that the reverse chain amplifies (by $1/\sqrt{\bar\alpha_T} \approx 2.75$,
 #   plus the noise it adds) because the denoiser removes little more of it than one
 #   that always answers 0: it barely distinguishes one $t$ from another and its
-#   output has rank 512 of 784. At $t = 199$ it scores 0.858 where the untrained answer
+#   output has rank 512 of 784. At $t = 199$ it scores 0.851 where the untrained answer
 #   $x_t/\sqrt{1-\bar\alpha_t}$ scores 0.032: the network fails, not the task. It also
 #   never saw pure noise in training ($\sqrt{\bar\alpha_T} \approx 0.36$), its data are
 #   off-centre, and it ignores the image's 2-D structure.
@@ -349,7 +349,7 @@ print(f"speed-up ≈ {classic_per_step * T / compiled:.0f}x")
 #
 # Try each before reading the answers below.
 #
-# 1. **Short answer.** At $t = 199$ the trained MLP scores 0.858, while
+# 1. **Short answer.** At $t = 199$ the trained MLP scores 0.851, while
 #    $\hat\varepsilon = x_t/\sqrt{1-\bar\alpha_t}$, with no training, scores 0.032. Give two
 #    reasons why `mlp_seed` cannot even learn that formula.
 # 2. **A code change.** Replace the trained MLP by the closed-form linear denoiser
@@ -375,7 +375,7 @@ print(f"speed-up ≈ {classic_per_step * T / compiled:.0f}x")
 #    The formula needs all 784 directions (it is the identity map, scaled).
 #    (b) The right gain changes with $t$, from $1/\sqrt{1-\bar\alpha_0} = 100$ to 1.07 at
 #    $t = 199$, and the network barely tells one $t$ from another ($t/T$ is one input
-#    among 785; its answers for "$t = 0$" and "$t = 199$" correlate at 0.97 to 0.998):
+#    among 785; its answers for "$t = 0$" and "$t = 199$" correlate at 0.96 to 0.998):
 #    it learned one compromise for all noise levels.
 # 2. It fits in about 10 s and its mean loss over $t$ is 0.110. On the 1000 test
 #    images of the full run its loss is 0.951, 0.500, 0.109, 0.039, 0.017 and 0.008
