@@ -14,6 +14,7 @@ EXAMPLES = [
     "python -m keras_diffusion.train --model mlp_seed --epochs 5 --out runs/classic",
     "python -m keras_diffusion.train --limit 512 --epochs 1  # a quick smoke test",
     "python -m keras_diffusion.train --model mlp --schedule cosine --scaling minus_one_one",
+    "python -m keras_diffusion.train --model mlp --objective x0    # an MLP that predicts x_0: clothes in minutes",
     "python -m keras_diffusion.train --resume runs/unet --epochs 30   # continue a run",
     "python -m keras_diffusion.train --model mlp --deterministic      # bit-identical reruns",
     "python -m keras_diffusion.train --strategy mirrored --mixed-precision  # every local GPU, float16",
