@@ -28,12 +28,16 @@
 # 4. draw both from the same starting noise, measure what each buys (label
 #    accuracy) and costs (FID, time per step).
 #
-# Full run: 19.5 min on a 2-core CPU (no GPU) heavily shared with other jobs. It needs two runs in
-# `tutorials/runs/`, trained with (from `tutorials/`)
-# `python -m keras_diffusion.train --conditional --epochs 2 --out runs/07_conditional` (the default U-Net with
-# a label input, 2 epochs, about 20 min on a quiet 2-core CPU) and
-# `python -m keras_diffusion.train --classifier --out runs/07_classifier` (the noisy classifier,
-# 2 epochs, a few minutes).
+# Full run: 19.5 min on a 2-core CPU (no GPU) heavily shared with other jobs. It
+# reads two models shipped with the package: `unet-fashion-mnist-conditional`
+# (the default U-Net with a label input, 2 epochs of
+# `python -m keras_diffusion.train --conditional --epochs 2`, about 20 min on a quiet
+# 2-core CPU) and `noisy-classifier-fashion-mnist` (the noisy classifier,
+# `python -m keras_diffusion.train --classifier`, 2 epochs, a few minutes). The saved
+# outputs were made from runs with the same weights, byte for byte, in
+# `tutorials/runs/07_conditional` and `tutorials/runs/07_classifier`. To use your
+# own runs instead, start Jupyter with `KERAS_DIFFUSION_RUN=runs/07_conditional`
+# and `KERAS_DIFFUSION_CLASSIFIER=runs/07_classifier`.
 # Set `KERAS_DIFFUSION_QUICK=1` for a quick run (the tests do): it trains tiny
 # models ($T = 20$) on 512 images for one epoch; the pictures are noise, the
 # code paths are the same.
@@ -56,6 +60,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from keras_diffusion import pretrained
 from keras_diffusion.checkpoint import load_run
 from keras_diffusion.config import TrainConfig
 from keras_diffusion.data import CLASS_NAMES, to_uint8
@@ -76,11 +81,9 @@ if QUICK:  # tiny models with T = 20, trained here
                        out="runs/07_conditional_quick", overwrite=True)
     classifier_dir, _ = train(TrainConfig(model="noisy_classifier", model_kwargs={"widths": [8, 16]}, **tiny),
                               out="runs/07_classifier_quick", overwrite=True)
-else:
-    run_dir, classifier_dir = pathlib.Path("runs/07_conditional"), pathlib.Path("runs/07_classifier")
-    for path, flag in ((run_dir, "--conditional --epochs 2"), (classifier_dir, "--classifier")):
-        if not (path / "weights.weights.h5").is_file():
-            raise FileNotFoundError(f"{path} holds no finished run: in tutorials/, python -m keras_diffusion.train {flag} --out {path}")
+else:  # the pretrained models, or your own runs (relative to this notebook)
+    run_dir = pretrained.run_or_pretrained(os.environ.get("KERAS_DIFFUSION_RUN"), "unet-fashion-mnist-conditional")
+    classifier_dir = pretrained.run_or_pretrained(os.environ.get("KERAS_DIFFUSION_CLASSIFIER"), "noisy-classifier-fashion-mnist")
 denoiser, schedule, config = load_run(run_dir)
 classifier, _, _ = load_run(classifier_dir)
 clip = sampling_clip(config)

@@ -36,11 +36,13 @@
 # 5. time a latent step against a pixel step, and read the measured trade:
 #    speed against quality.
 #
-# Full run: 0.5 min on a 2-core CPU (no GPU) shared with other jobs, once the run exists. It needs
-# a latent run in `tutorials/runs/09_latent`, trained with (from `tutorials/`)
-# `python -m keras_diffusion.train --latent --conditional --out runs/09_latent`
-# (the defaults of `--latent`: the autoencoder for 2 epochs, then the latent U-Net for 4; 66 min
-# here, 19 of them the autoencoder's, on a CPU that other trainings shared all along).
+# Full run: 0.5 min on a 2-core CPU (no GPU) shared with other jobs. It reads the
+# pretrained `latent-fashion-mnist` shipped with the package, a latent run trained with
+# `python -m keras_diffusion.train --latent --conditional` (the defaults of
+# `--latent`: the autoencoder for 2 epochs, then the latent U-Net for 4; 66 min
+# here, 19 of them the autoencoder's, on a CPU that other trainings shared all
+# along). To read your own latent run instead, start Jupyter with
+# `KERAS_DIFFUSION_RUN=runs/09_latent`.
 # Set `KERAS_DIFFUSION_QUICK=1` for a quick run (the tests do): it trains a tiny
 # latent run ($T = 20$) on 512 images for one epoch; the pictures are noise, the
 # code paths are the same.
@@ -62,14 +64,14 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from keras_diffusion import latent
+from keras_diffusion import latent, pretrained
 from keras_diffusion.checkpoint import load_run
 from keras_diffusion.config import TrainConfig
 from keras_diffusion.data import load_images, scale_images, to_uint8
 from keras_diffusion.diffusion import DiffusionModel
 from keras_diffusion.forward import q_sample
 from keras_diffusion.models import build_model
-from keras_diffusion.plotting import plot_grid, plot_samples
+from keras_diffusion.plotting import classic_timesteps, plot_grid, plot_samples
 from keras_diffusion.reverse import sample
 from keras_diffusion.training import train
 
@@ -82,15 +84,12 @@ if QUICK:  # a tiny latent run with T = 20, trained here
     quick = TrainConfig(latent=True, epochs=1, autoencoder_epochs=1, limit=512, n_samples=8, xla=False, timesteps=20,
                         model_kwargs={"widths": [16], "attention": False})
     run_dir, _ = train(quick, out="runs/09_latent_quick", overwrite=True)
-else:
-    run_dir = pathlib.Path("runs/09_latent")
-    if not (run_dir / "samples.png").is_file():  # written at the very end of a run
-        raise FileNotFoundError(f"{run_dir} holds no finished latent run: in tutorials/, python -m keras_diffusion.train "
-                                f"--latent --conditional --autoencoder-epochs 2 --epochs 4 --out {run_dir}")
+else:  # the pretrained latent run, or your own (relative to this notebook)
+    run_dir = pretrained.run_or_pretrained(os.environ.get("KERAS_DIFFUSION_RUN"), "latent-fashion-mnist")
 denoiser, schedule, config = load_run(run_dir)  # the latent U-Net: a run like any other
 autoencoder, scale, info = latent.load_autoencoder(run_dir)  # the first stage, from <run>/autoencoder/
 T = schedule.timesteps
-print(f"QUICK={QUICK}: {run_dir}: U-Net on {tuple(denoiser.inputs[0].shape[1:])} latents ({denoiser.count_params():,} parameters), "
+print(f"QUICK={QUICK}: {run_dir.name}: U-Net on {tuple(denoiser.inputs[0].shape[1:])} latents ({denoiser.count_params():,} parameters), "
       f"{schedule}; autoencoder {autoencoder.count_params():,} parameters, trained {info['epochs']} epochs in {info['seconds']:.0f} s")
 
 # %% [markdown]
@@ -249,15 +248,19 @@ print(f"z_0: {z0.shape}, std {z0.std():.3f} (the training latents: 1); decoded: 
 plot_samples(pixels, config.scaling, ncols=N_SHOW, title=f"latent DDPM samples, {T} steps, decoded")
 
 # %% [markdown]
-# The reverse chain, each state $z_t$ decoded (the run's own figure, made by
-# `train`). The decoder turns pure-noise latents into blobs of black and white,
+# The reverse chain, each state $z_t$ decoded (the figure `train` draws for a
+# latent run). The decoder turns pure-noise latents into blobs of black and white,
 # not into grey noise: it only knows how to draw garment-like strokes. The
 # garment appears over the last half of the steps, as in pixel space.
 
 # %%
-from IPython.display import Image  # noqa: E402
-
-Image(filename=str(run_dir / "reverse_grid.png"))
+steps = classic_timesteps(T)  # the states shown: t = 199, 150, 100, 50, 0 for T = 200
+z_T = np.random.default_rng(0).standard_normal((4, 7, 7, config.latent_channels)).astype(np.float32)
+_, snaps = sample(denoiser, schedule, 4, seed=0, snapshots=steps[::-1], x_T=z_T)  # (4, 5, 7, 7, C)
+chain = np.concatenate([z_T[:, None], snaps], axis=1)  # (4, 6, 7, 7, C)
+decoded = latent.decode(autoencoder, scale, chain.reshape((-1,) + chain.shape[2:]))  # (24, 28, 28, 1)
+plot_grid(to_uint8(decoded, config.scaling).reshape(chain.shape[:2] + decoded.shape[1:]), zoom=4,
+          col_titles=["D(z_T)"] + [f"t={t}" for t in steps[::-1]], title="reverse process p(z_{t-1} | z_t), decoded")
 
 # %% [markdown]
 # ## What it costs: one network call, pixel against latent
