@@ -16,27 +16,27 @@
 # %% [markdown]
 # # 04 · A U-Net: convolutions, skip connections, and time in every block
 #
-# Notebook 03 fixed the classic demo's flaws one at a time, and the best MLP
-# still does not draw clothes on a short budget (it kept one flaw that an MLP can
-# fix: an output layer of rank 512, see notebook 03's conclusion). What is left is
-# the fifth flaw of notebook 02: an MLP ignores that an image is a grid of
-# neighbouring pixels. This notebook replaces the MLP with the package's U-Net
-# (`model="unet"`), keeping everything else (schedule, forward and reverse
-# processes, clipping). You will:
+# Notebook 03 fixed the classic demo's flaws one at a time: no MLP trained to
+# predict $\varepsilon$ drew clothes, and the same MLP trained to predict $x_0$ drew
+# smooth garments short on detail. What is left is the fifth flaw of notebook 02:
+# an MLP ignores that an image is a grid of neighbouring pixels. This notebook
+# replaces the MLP with the package's U-Net (`model="unet"`), keeping everything
+# else (schedule, forward and reverse processes, clipping, the $\varepsilon$
+# objective). You will:
 #
 # 1. see, with measurements on untrained networks, what an MLP cannot use and a
 #    convolution can, and what that does to the number of parameters;
 # 2. take the package's U-Net apart level by level: 28x28 → 14x14 → 7x7 and
 #    back, with skip connections;
 # 3. see how the sinusoidal time embedding enters *every* residual block;
-# 4. train it (or load the run trained before) and look at its samples, its
-#    reverse chain and its loss, and check that it really uses $t$;
+# 4. load it trained (the pretrained model, or your own run) and look at its
+#    samples, its reverse chain and its loss, and check that it really uses $t$;
 # 5. compare it with notebook 03's best MLP.
 #
-# Full run: 0.9 min on a 2-core CPU (no GPU), when `runs/04_unet` already holds the
-# default U-Net run. Without it, the notebook trains that run first, which adds
-# about 17 min; the same run from a terminal, in `tutorials/`, is
-# `python -m keras_diffusion.train --model unet --epochs 2 --out runs/04_unet`.
+# Full run: 0.9 min on a 2-core CPU (no GPU). It loads the pretrained
+# `unet-fashion-mnist` shipped with the package, or your own run of the default
+# U-Net in `runs/04_unet` when there is one (`python -m keras_diffusion.train
+# --model unet --out runs/04_unet` in `tutorials/`, 15 min here).
 # Set `KERAS_DIFFUSION_QUICK=1` for a quick run (the tests do): it always trains a
 # tiny U-Net (widths 8 and 16, no attention, $T = 20$) on 512 images for 1 epoch,
 # into `runs/04_unet_quick`; its samples are noise, the code paths are the same.
@@ -62,6 +62,7 @@ from keras import layers
 from matplotlib.figure import Figure
 
 from keras_diffusion import build_model, q_sample
+from keras_diffusion import pretrained
 from keras_diffusion.checkpoint import CONFIG, HISTORY, load_run, read_config, read_state_epoch
 from keras_diffusion.config import TrainConfig
 from keras_diffusion.data import load_images, scale_images
@@ -78,8 +79,7 @@ if QUICK:
                             model_kwargs={"widths": [8, 16], "blocks": 1, "attention": False})
     RUN_DIR = pathlib.Path("runs/04_unet_quick")  # relative to this notebook
 else:
-    # the package's default run as it was when these outputs were made: 2 epochs (the default is 3 now)
-    CONFIG_04 = TrainConfig(model="unet", epochs=2)
+    CONFIG_04 = TrainConfig(model="unet")  # the default run; yours is trained from the command line (below)
     RUN_DIR = pathlib.Path("runs/04_unet")
 N_SAMPLES = 8 if QUICK else 64  # samples drawn at the end
 N_EVAL = 32 if QUICK else 256  # test images for the "does it use t" check
@@ -285,24 +285,27 @@ print(f"total: {unet.count_params():,} parameters in {len(unet.layers)} layers")
 # h = h + layers.Reshape((1, 1, width))(layers.Dense(width)(emb))  # time, broadcast over H, W
 # ```
 #
-# ## Train, or load the run trained before
+# ## The trained U-Net: yours, or the pretrained one
 #
-# This notebook's run is the package's default run as it was when these outputs
-# were made: 2 epochs of the 60,000 images (batch 64, Adam
-# $2 \cdot 10^{-3}$, EMA of the weights 0.995, cosine schedule with $T = 200$, data in
-# $[-1, 1]$, an XLA-compiled float32 training step); it took 17.2 min on a 2-core CPU,
-# about 127 images a second. (The default is now 3 epochs in bfloat16 without XLA on
-# CPUs with native bf16: 15 min here, see the package README.) That is against
-# thousands a second for the MLPs: each image costs many convolutions. So this
-# notebook does not repeat it:
-# if `runs/04_unet` already holds a finished run, it loads it with `load_run`.
-# Otherwise it trains it here with `keras_diffusion.training.train`, which is what
+# The package's default run trains this U-Net for 3 epochs of the 60,000 images
+# (batch 64, Adam $2 \cdot 10^{-3}$, EMA of the weights 0.995, cosine schedule with
+# $T = 200$, data in $[-1, 1]$): 15 min on a 2-core CPU with native bfloat16 (see the
+# package README), against seconds per epoch for the MLPs, because each image
+# costs many convolutions. So this notebook does not make you wait for it:
 #
-# ```bash
-# cd tutorials && python -m keras_diffusion.train --model unet --epochs 2 --out runs/04_unet
-# ```
+# - if `runs/04_unet` holds a finished run of your own, it loads it with `load_run`;
+#   train one, in `tutorials/`, with
 #
-# does too (a run that was stopped part-way is resumed, as `--resume runs/04_unet` would).
+#   ```bash
+#   python -m keras_diffusion.train --model unet --out runs/04_unet
+#   ```
+#
+#   (a run stopped part-way continues with `--resume runs/04_unet`);
+# - otherwise it loads the pretrained `unet-fashion-mnist` shipped with the
+#   package: the same model and settings, trained for longer (the cell prints how
+#   long; `python -m keras_diffusion.pretrained list` shows how well). The saved
+#   outputs come from it.
+#
 # In quick mode it always trains the tiny U-Net.
 
 # %%
@@ -314,23 +317,16 @@ def finished(run_dir):
     return read_state_epoch(run_dir) >= config.epochs and (run_dir / "samples.png").is_file()
 
 
-if QUICK or not finished(RUN_DIR):
-    start = time.perf_counter()
-    if QUICK:  # overwrite=True: running the notebook again replaces its own earlier run
-        run_dir, _ = train(CONFIG_04, out=RUN_DIR, overwrite=True)
-    elif (RUN_DIR / CONFIG).is_file():  # a run stopped part-way: continue after its last finished epoch
-        run_dir, _ = train(resume=RUN_DIR)
-    else:
-        run_dir, _ = train(CONFIG_04, out=RUN_DIR)
-    train_minutes = (time.perf_counter() - start) / 60
-    print(f"trained here in {train_minutes:.1f} min")
-else:
+if QUICK:  # overwrite=True: running the notebook again replaces its own earlier run
+    run_dir, _ = train(CONFIG_04, out=RUN_DIR, overwrite=True)
+elif finished(RUN_DIR):
     run_dir = RUN_DIR
-    # config.json is written when training starts and history.csv after each epoch:
-    # their file times bracket the training (of the last start, for a resumed run)
-    train_minutes = ((run_dir / HISTORY).stat().st_mtime - (run_dir / CONFIG).stat().st_mtime) / 60
-    print(f"{run_dir} holds a finished run: loaded, not retrained. "
-          f"Its training took {train_minutes:.1f} min (from its files' times)")
+    print(f"{run_dir} holds a finished run of yours: loaded, not retrained")
+else:
+    run_dir = pretrained.path("unet-fashion-mnist")
+    card = pretrained.entry("unet-fashion-mnist")
+    print(f"no finished run in {RUN_DIR}: loading the pretrained unet-fashion-mnist, trained {card['epochs']} epochs "
+          f"({card['hours']:.1f} h of training on {card['hardware']})")
 denoiser, schedule, config = load_run(run_dir)
 clip = sampling_clip(config)
 print(f"{config.model}, {denoiser.count_params():,} parameters; {schedule}; scaling={config.scaling}, "
@@ -338,10 +334,6 @@ print(f"{config.model}, {denoiser.count_params():,} parameters; {schedule}; scal
 print("files:", sorted(p.name for p in run_dir.iterdir()))
 
 # %% [markdown]
-# The run loaded in the saved outputs took 25.9 min to train by its files' times,
-# more than the README's 17.2 min because other jobs shared the two cores while
-# it trained (its epochs took about 780 s each, against 472 to 500 s).
-#
 # ## The loss
 #
 # `history.csv` holds the loss of every epoch (the mean over the epoch's batches,
