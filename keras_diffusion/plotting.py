@@ -201,16 +201,17 @@ def plot_loss(history, path=None, title="training loss"):
     fig = Figure(figsize=(5, 3.2))
     ax = fig.subplots()
     epochs = history.get("epoch", range(len(history["loss"])))
-    ax.plot([e + 1 for e in epochs], history["loss"], marker="o", label="train")
+    lines = ax.plot([e + 1 for e in epochs], history["loss"], marker="o", color="tab:blue", label="train loss")
     if "val_loss" in history:  # --val: the test images' loss with the same draws every epoch
-        ax.plot([e + 1 for e in epochs], history["val_loss"], marker="o", label="validation (test images)")
-        ax.legend(fontsize=8, loc="upper center")
+        lines += ax.plot([e + 1 for e in epochs], history["val_loss"], marker="o", color="tab:orange", label="test loss (--val)")
     if "fid" in history:  # --fid-every: on its own axis, NaN in the epochs without it
         right = ax.twinx()
         fid = np.asarray(history["fid"], float)
         known = np.isfinite(fid)
-        right.plot(np.asarray([e + 1 for e in epochs])[known], fid[known], marker="s", color="tab:orange", label="FID")
-        right.set_ylabel("FID", color="tab:orange")
+        lines += right.plot(np.asarray([e + 1 for e in epochs])[known], fid[known], marker="s", color="tab:green", label="FID (right axis)")
+        right.set_ylabel("FID", color="tab:green")
+    if len(lines) > 1:  # one legend for both axes
+        ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="upper center")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("MSE on ε")
