@@ -26,15 +26,15 @@
 #    with $\eta = 0$ (deterministic) and $\eta = 1$ (DDPM again);
 # 3. draw from the same starting noise $x_T$ with DDPM (200 steps) and DDIM with
 #    10, 20, 50 and 100 steps, and time each;
-# 4. see what determinism buys: the same $x_T$ gives the same garment at any
-#    number of steps, so $x_T$ can be interpolated;
+# 4. see what determinism buys: the same $x_T$ gives, in most cases, the same
+#    garment at any number of steps, so $x_T$ can be interpolated;
 # 5. watch the reverse chain as a grid and as an animated GIF.
 #
-# Full run: 4.4 min on a 2-core CPU (no GPU) shared with other jobs, 3.1 min when
-# nothing else ran. It samples the pretrained U-Net shipped with the package
-# (`unet-fashion-mnist`: notebook 04's U-Net trained longer; `python -m
-# keras_diffusion.pretrained list` says how long and how well), so it needs no
-# training. To sample your own run from notebook 04 instead, start Jupyter with
+# Full run: 3.4 min on a 2-core CPU (no GPU) shared with other jobs. It samples
+# the pretrained U-Net shipped with the package (`unet-fashion-mnist`: notebook
+# 04's U-Net trained for 14 epochs, as the first cell prints; `python -m
+# keras_diffusion.pretrained list` says how well), so it needs no training. To
+# sample your own run from notebook 04 instead, start Jupyter with
 # `KERAS_DIFFUSION_RUN=runs/04_unet`.
 # Set `KERAS_DIFFUSION_QUICK=1` for a quick run (the tests do): it trains a tiny
 # U-Net ($T = 20$) on 512 images for 1 epoch into `runs/05_unet_quick` and draws
@@ -115,7 +115,7 @@ x_T = np.random.default_rng(0).standard_normal((N, 28, 28, 1)).astype(np.float32
 #   the true posterior $q(x_{t-1} \mid x_t, x_0)$ (`variance="posterior"`). It is
 #   right when $x_0$ is one fixed point, and always smaller than $\beta_t$.
 #
-# They differ most near $t = 0$, where $\tilde\beta_t$ is a small fraction of $\beta_t$:
+# They differ most near $t = 0$, where $\tilde\beta_t$ falls to 0.404 of $\beta_t$ (at $t = 1$):
 
 # %%
 print(f"{'t':>4} | {'β_t':>8} | {'β̃_t':>8} | β̃_t / β_t")
@@ -205,12 +205,12 @@ for clip_ in (None, clip):
 # $\tilde\varepsilon = (x_t - \sqrt{\bar\alpha_t}\,\mathrm{clip}(\hat x_0))/\sqrt{1-\bar\alpha_t}$.
 # The package's DDIM step does the same by default (`recompute_eps=True`, as
 # GLIDE does and diffusers' `use_clipped_model_output`), so with clipping too
-# the two chains agree to rounding. With `recompute_eps=False` DDIM would clip
+# the two chains agree to rounding (RMS $1.15 \cdot 10^{-6}$ for images of RMS
+# size 0.778). With `recompute_eps=False` DDIM would clip
 # $\hat x_0$ but keep the network's $\hat\varepsilon$ for the direction term: in
 # the first steps of the cosine schedule, where $\sqrt{\bar\alpha_t}$ is tiny and
 # clipping acts on almost every pixel, the two estimates disagree and the chains
-# part. (The saved outputs of this notebook predate `recompute_eps`: they show
-# the chains parting, RMS 0.31; re-run it to see them agree.)
+# part.
 #
 # The three stochastic samplers side by side, with clipping (as the run samples),
 # same $x_T$ and same $z$:
@@ -226,12 +226,11 @@ ladder_figure(list(drawn), [to_uint8(x, config.scaling) for x in drawn.values()]
 
 # %% [markdown]
 # $\sigma_t^2 = \beta_t$ and $\sigma_t^2 = \tilde\beta_t$ give nearly the same images
-# (RMS difference 0.02): the two variances differ only in the last steps (table
+# (RMS difference 0.03): the two variances differ only in the last steps (table
 # above), when the garment is already made. DDIM with $\eta = 1$ draws the same
-# garment as DDPM in most columns and another one in a few (the first, third and
-# fourth here): in those, clipping in the first steps sent the two chains down
-# different paths. All three are samplers of the same model; how their images
-# compare in quality, over thousands of samples, is for notebook 06.
+# images as DDPM with $\tilde\beta_t$ in every column: the two chains agree to
+# rounding (previous cell). All three are samplers of the same model; how their
+# images compare in quality, over thousands of samples, is for notebook 06.
 #
 # ## DDPM against DDIM, from the same $x_T$, with timings
 #
@@ -285,13 +284,15 @@ fig
 
 # %% [markdown]
 # The time is proportional to the number of network calls, for DDPM and DDIM
-# alike: about 145 ms per step for a batch of 64 (2.3 ms per image and call);
-# next to the U-Net, the update itself costs nothing. DDIM with 10 steps drew 64
-# images in 0.9 s, against 30 s for DDPM's 200 steps, 32 times faster. Other jobs
-# shared the two cores during this run, so single timings wander around the line
-# (in a quieter run, DDPM took 21.7 s and DDIM-50 4.5 s); the first calls also
-# include tracing each new loop. And every repeat gave the same images, bit for
-# bit: the same seed, the same samples.
+# alike: about 95 ms per step for a batch of 64 (1.5 ms per image and call), and
+# the line starts near 0 s (0.01 s); next to the U-Net, the update itself costs
+# nothing. DDIM with 10 steps drew 64 images in 0.89 s, against 18.85 s for DDPM's
+# 200 steps, 21 times faster ($18.85 / 0.89 \approx 21$, for 20 times fewer network
+# calls). Other jobs shared the two cores during this run, yet every repeat time
+# lies within 0.33 s of the line (DDIM-100 is the farthest, above it); the first
+# calls, which include tracing each new loop, took 1.7 to 8.8 s longer than the
+# repeats. And every repeat gave the same images, bit for bit: the same seed, the
+# same samples.
 #
 # And the images: the first `N_SHOW` of each batch, one row per sampler, the
 # same $x_T$ in each column (the DDPM row uses `seed=0` for its fresh noise $z$).
@@ -306,23 +307,29 @@ labels = list(results)
 ladder_figure(labels, [to_uint8(results[label]["images"][:n], config.scaling) for label in labels])
 
 # %% [markdown]
-# Read it by columns. The four DDIM rows show the **same garment** in each column:
-# 100, 50, 20 and 10 steps give coarser and coarser versions of one image, with
-# 10 steps flatter and with less detail, but the same sneaker, bag, trousers or
-# pullover. The DDPM row, from the same $x_T$, shows other garments altogether,
-# and DDPM with `seed=1` yet others. The last two rows, DDPM with `seed=1` from
-# two different $x_T$, are the same images: for DDPM the image is decided by the
-# fresh noise $z$, hardly at all by $x_T$. More on that below.
+# Read it by columns. In seven of the eight columns the four DDIM rows show the
+# **same garment**: 50 steps give an image hard to tell from the 100-step one,
+# 20 and 10 steps change details (at 10 steps the white shirt in the fifth column
+# is wider), but it stays the same ankle boot, sandal, trousers or T-shirt. The
+# first column is the exception: a sneaker at 100 and 50 steps, a blurred mix of
+# shapes at 20 steps and trousers at 10, so there the coarser steps led to another
+# garment. The DDPM row, from the same $x_T$, shows other images altogether (its
+# first column is a sneaker too, but another one), and DDPM with `seed=1` yet
+# others. The last two rows, DDPM with `seed=1` from two different $x_T$, are the
+# same images: for DDPM the image is decided by the fresh noise $z$, hardly at all
+# by $x_T$. More on that below.
 #
 # ## Quality against steps: why the noise helps an imperfect model
 #
 # Which of these samplers draws the *best* images? That takes thousands of
 # samples and notebook 06's FID, more than this notebook should spend, so the
-# measurement was made once with `benchmarks/sampler_steps.py` on a U-Net
-# trained like notebook 04's (5 epochs; shipped as the pretrained
-# `unet-fashion-mnist`) and saved in `assets/sampler_steps.json`: FID of 500
-# samples per setting (lower is better; 500 real images score about 0.83
-# against another 500), from the same starting noise.
+# measurement was made once with `benchmarks/sampler_steps.py` and saved in
+# `assets/sampler_steps.json`: FID of 500 samples per setting (lower is better;
+# 500 real images score about 0.83 against another 500), from the same starting
+# noise. It was made on the earlier, 5-epoch version of the pretrained
+# `unet-fashion-mnist`; the package now ships the same U-Net trained for 14
+# epochs, the model this notebook samples, so the numbers below describe the
+# 5-epoch model, not the one above.
 #
 # | sampler | 10 steps | 25 | 50 | 100 |
 # |---|---|---|---|---|
@@ -375,11 +382,13 @@ same_z = [rms(a, b) for a, b in zip(results["DDPM, seed 1"]["images"], results["
 print(f"\nDDPM, seed 1: x_T against another x_T, same z: {np.mean(same_z):.3f}")
 
 # %% [markdown]
-# From the same $x_T$, DDIM's 50-, 20- and 10-step images are 0.16, 0.30 and 0.38
-# from the 100-step one, against 0.82 between two different samples: fewer steps
-# move the image a little, they do not replace it. DDPM's image from the same
-# $x_T$ is 0.82 away, as far as any other sample; but two DDPM chains with the
-# same $z$ and different $x_T$ end 0.03 apart. Why $x_T$ hardly matters to DDPM
+# From the same $x_T$, DDIM's 50-, 20- and 10-step images are 0.035, 0.131 and
+# 0.274 from the 100-step one, against 0.954 between two different samples: fewer
+# steps move the image, much less than another sample would, and mostly do not
+# replace it (of the eight images shown above, one, in the first column, changed
+# garment at 20 and 10 steps). DDPM's image from the same $x_T$ is 0.827 away,
+# nearly as far as another sample; but two DDPM chains with the same $z$ and
+# different $x_T$ end 0.013 apart. Why $x_T$ hardly matters to DDPM
 # here: look at the first step of each sampler, written with the schedule's
 # numbers.
 
@@ -396,7 +405,7 @@ print(f"DDIM-{MID}, first step (to τ'={t_next}): x_{t_next} = {schedule.sqrt_al
 # first $z$, and its image depends on the seed, not on $x_T$. DDIM's first step
 # carries $\hat\varepsilon$ forward at full weight, and at $t = 199$, where
 # $\sqrt{\bar\alpha_t} \approx 2.5 \cdot 10^{-4}$, the noise in $x_T$ is $x_T$ itself
-# (notebook 04: the loss there is 0.002), so $\hat\varepsilon \approx x_T$ and $x_T$ is carried
+# (notebook 04: the loss there is 0.001), so $\hat\varepsilon \approx x_T$ and $x_T$ is carried
 # through the whole chain. With DDIM, $x_T$ is a code for the image.
 #
 # ### Interpolating $x_T$
@@ -424,11 +433,12 @@ path = sample(denoiser, schedule, len(walks), sampler="ddim", steps=MID, x_T=wal
 plot_samples(path, config.scaling, ncols=len(lambdas), title=f"DDIM-{MID} from slerp(x_T^a, x_T^b, λ), λ = 0 … 1")
 
 # %% [markdown]
-# Each row walks from the image of $x_T^a$ to that of $x_T^b$ through garments in
-# between: in the first, a sneaker becomes an ankle boot, then a bag; in the
-# second, a sandal-like shape turns into a dark pullover, then trousers. The
-# changes come in a few jumps, not evenly, but every step along the way is
-# still a garment-like image. With DDPM the same walk would give unrelated
+# Each row walks from the image of $x_T^a$ to that of $x_T^b$: in the first, a
+# patterned sneaker turns step by step into a plain grey ankle boot, its outline
+# rising and its pattern fading; in the second, a sandal stays a sandal for three
+# images, jumps to a dark long-sleeved top for three, then to trousers. So the
+# change can be gradual or come in a few jumps, but every image along the way is
+# still a garment. With DDPM the same walk would give unrelated
 # images: its fresh noise, not $x_T$, decides them.
 #
 # ## The reverse chain, step by step
@@ -458,10 +468,12 @@ print(f"{gif}: {frames.shape[1]} frames, {os.path.getsize(gif) / 1000:.0f} kB")
 Image(filename=gif, width=250)
 
 # %% [markdown]
-# Down to about $t = 150$ the frames are noise; garments take shape between
-# $t \approx 125$ and $t \approx 50$, and the last frames only remove the
-# remaining noise. The GIF is about 470 kB: noise does not compress, and all but
-# the last frames hold some.
+# In the grid and in the GIF the frames are noise down to about $t = 165$; the
+# first outlines show between $t \approx 150$ and $t \approx 125$ (the ankle
+# boot first), most garments are recognizable by $t \approx 80$ (a dark pullover,
+# faint against the noise, only from $t \approx 40$), and the last frames only
+# remove the remaining noise. The GIF is 458 kB: noise does not compress, and
+# all but the last frames hold some.
 #
 # ## What next
 #
@@ -484,7 +496,8 @@ Image(filename=gif, width=250)
 #   and with $\eta = 1$ and every step it is DDPM with $\tilde\beta_t$.
 # - Sampling time is proportional to the number of network calls.
 # - With $\eta = 0$ the image is a function of $x_T$: the same seed gives the same
-#   image, at any number of steps, and interpolating $x_T$ interpolates images.
+#   image, fewer steps mostly give the same garment, and interpolating $x_T$
+#   interpolates images.
 
 # %% [markdown]
 # ## Exercises
@@ -501,7 +514,7 @@ Image(filename=gif, width=250)
 #    once with `recompute_eps=False` in the DDIM call. Predict the RMS difference with
 #    clipping in each case.
 # 3. **A number to predict.** From the fitted line
-#    (seconds ≈ −0.44 + 0.1454 × steps for 64 images), predict the time DDIM with 20
+#    (seconds ≈ 0.01 + 0.0949 × steps for 64 images), predict the time DDIM with 20
 #    steps takes, then compare with the table.
 
 # %% [markdown]
@@ -520,8 +533,10 @@ Image(filename=gif, width=250)
 #    (`tests/test_reverse.py` checks one step to $10^{-4}$; whole chains of 200 steps
 #    with the linear denoiser of notebook 10 agree to an RMS of $10^{-6}$). With
 #    `recompute_eps=False` the clipped $\hat x_0$ is mixed with the network's unclipped
-#    $\hat\varepsilon$, the two chains part, and the saved output of this notebook (made
-#    before the fix, RMS 0.31 for images of RMS size 0.81) shows how far.
-# 3. $-0.44 + 0.1454 \times 20 \approx 2.5$ s; the table measured 3.19 s (the CPU was
-#    shared while this notebook ran; 10 steps fell below the line and 20 above it).
-#    Per image and network call that is about 2.3 ms.
+#    $\hat\varepsilon$ and the two chains part. The saved output shows the first case
+#    (RMS $1.15 \cdot 10^{-6}$ for images of RMS size 0.778); an earlier run of this
+#    notebook, made before the fix on notebook 04's 2-epoch U-Net, showed the second:
+#    RMS 0.31 for images of RMS size 0.81.
+# 3. $0.01 + 0.0949 \times 20 \approx 1.91$ s; the table measured 1.89 s (the CPU was
+#    shared while this notebook ran, yet every repeat time lies within 0.33 s of the
+#    line). Per image and network call that is about $0.0949 / 64 \approx 1.5$ ms.
