@@ -36,7 +36,7 @@
 # 5. time a latent step against a pixel step, and read the measured trade:
 #    speed against quality.
 #
-# Full run: 0.5 min on a 2-core CPU (no GPU) shared with other jobs. It reads the
+# Full run: 0.45 min on a 2-core CPU (no GPU) shared with other jobs. It reads the
 # pretrained `latent-fashion-mnist` shipped with the package, a latent run trained with
 # `python -m keras_diffusion.train --latent --conditional` (the defaults of
 # `--latent`: the autoencoder for 2 epochs, then the latent U-Net for 4; 66 min
@@ -250,8 +250,14 @@ plot_samples(pixels, config.scaling, ncols=N_SHOW, title=f"latent DDPM samples, 
 # %% [markdown]
 # The reverse chain, each state $z_t$ decoded (the figure `train` draws for a
 # latent run). The decoder turns pure-noise latents into blobs of black and white,
-# not into grey noise: it only knows how to draw garment-like strokes. The
-# garment appears over the last half of the steps, as in pixel space.
+# not into grey noise: it only knows how to draw garment-like strokes. Down to
+# $t = 100$ the decoded states are such blobs; at $t = 50$ a rough outline
+# shows, and the last 50 steps fill it in: the garment appears over the last
+# half of the steps, as in pixel space. The last column holds the first four
+# samples above again, although this chain starts from a different $z_T$
+# (drawn with NumPy here, inside `sample` there): both calls use seed 0, so the
+# same noise is added at every step, and over DDPM's 200 steps that noise
+# shapes the sample more than $z_T$ does.
 
 # %%
 steps = classic_timesteps(T)  # the states shown: t = 199, 150, 100, 50, 0 for T = 200
@@ -303,9 +309,10 @@ print(f"decoding {N_TIME} latents once: {1000 * min(decode_times):.0f} ms")
 
 # %% [markdown]
 # The latent U-Net has about as many parameters (650k against 600k), but works
-# on 49 positions instead of 784, 196 and 49: each call was 3-4x cheaper in
-# the executions of this notebook (single timings wander with the machine's
-# load; the measurement below, timed inside the sampling loop, found 3.8-4.2x).
+# on 49 positions instead of 784, 196 and 49: each call was 4.2x cheaper in
+# this execution of the notebook and 3.0x in an earlier one (single timings
+# wander with the machine's load; the measurement below, timed inside the
+# sampling loop, found 3.8-4.2x).
 # Decoding happens once per sample, not once per step: for 128 images it costs
 # about one network call, next to the 50 or 200 calls of a sampler.
 #
@@ -420,9 +427,10 @@ else:
 #    each of the pixel U-Net's three levels costs about as much as the latent
 #    U-Net's one (19.1, 17.5 and 22.2 million multiply-adds per image at 28x28,
 #    14x14 and 7x7), 58.8 million in all, 2.5 times the latent U-Net's 23.8 million.
-#    The timed call was 3.0 times cheaper in this notebook's output (3.8 to 4.2
-#    inside the sampling loop), most likely because what the count leaves out,
-#    normalisations, activations and memory traffic, grows with the feature maps,
+#    The timed call was 4.2 times cheaper in this notebook's output (3.0 in an
+#    earlier execution, 3.8 to 4.2 inside the sampling loop), most likely
+#    because what the count leaves out, normalisations, activations and memory
+#    traffic, grows with the feature maps,
 #    and those are 7 times smaller ($784 \cdot 16 + 196 \cdot 32 + 49 \cdot 64 = 21{,}952$
 #    numbers across one map of each level, against $49 \cdot 64 = 3{,}136$).
 # 3. The signal-to-noise ratio $\bar\alpha_t\,s_z^2/(1-\bar\alpha_t)$ grows with the data's
