@@ -302,9 +302,11 @@ print(f"total: {unet.count_params():,} parameters in {len(unet.layers)} layers")
 #
 #   (a run stopped part-way continues with `--resume runs/04_unet`);
 # - otherwise it loads the pretrained `unet-fashion-mnist` shipped with the
-#   package: the same model and settings, trained for longer (the cell prints how
-#   long; `python -m keras_diffusion.pretrained list` shows how well). The saved
-#   outputs come from it.
+#   package: the same model and settings, trained for 14 epochs instead of 3 (the
+#   cell prints the epochs and the hours; the hours overstate the compute, as most
+#   epochs shared the 2 cores with other jobs: at the default run's 15 min for 3
+#   epochs, 14 epochs would take about $14 \cdot 5 = 70$ min). The saved outputs
+#   come from it.
 #
 # In quick mode it always trains the tiny U-Net.
 
@@ -337,7 +339,10 @@ print("files:", sorted(p.name for p in run_dir.iterdir()))
 # ## The loss
 #
 # `history.csv` holds the loss of every epoch (the mean over the epoch's batches,
-# so epoch 1's includes the very start of training):
+# so epoch 1's includes the very start of training). A run trained with
+# `--val 2000` also holds the loss on 2,000 test images after every epoch, and one
+# trained with `--fid-every 1` the FID of 256 DDIM-50 samples after every epoch;
+# the pretrained model was trained with both, and the figure draws them too:
 
 # %%
 history = read_history(run_dir / HISTORY)
@@ -345,10 +350,16 @@ print("loss per epoch:", np.round(history["loss"], 4))
 plot_loss(history, title=f"{config.model}: training loss")
 
 # %% [markdown]
-# 0.116 after the first epoch, 0.082 after the second, and still falling. For
-# scale: answering $\hat\varepsilon = 0$ scores 1.0, and with the same data range and
-# schedule the residual `mlp` of notebook 03 ends its second epoch near 0.49 (the
-# package README's ladder).
+# 0.115 after the first epoch, 0.082 after the second, 0.078 after the third, then
+# slowly down to 0.0696 after the fourteenth: the first two epochs do most of the
+# work, and the last four barely move it (0.0702, 0.0706, 0.0696, 0.0696). The loss
+# on the test images (orange) falls from about 0.080 to about 0.065 and
+# never rises, so the model does not over-fit; the FID (green squares, right axis;
+# lower is better, notebook 06) falls from about 26 after epoch 1 to about 7 after
+# epoch 14, most of the way by epoch 8. For scale: answering $\hat\varepsilon = 0$
+# scores 1.0, and with the same data range and schedule the residual `mlp` of
+# notebook 03 ends its second epoch near 0.49 (the package README's ladder), where
+# this U-Net was at 0.082.
 #
 # ## Samples
 #
@@ -362,12 +373,14 @@ print(f"{N_SAMPLES} samples, {schedule.timesteps} steps: {time.perf_counter() - 
 plot_samples(samples, config.scaling, title=f"{config.model}: {N_SAMPLES} samples, DDPM, {schedule.timesteps} steps")
 
 # %% [markdown]
-# Clothes, after two epochs: sneakers, sandals, ankle boots, bags, trousers,
-# dresses, shirts, pullovers and T-shirts. Many are rough: blotchy textures, bags
-# and shirts that are mostly a white rectangle, a few shapes that belong to no
-# class. These are the same 64 images as the run's own `samples.png` (same
-# weights, same seed). How good they are, as a number, is notebook 06's
-# question (FID).
+# Clothes, after 14 epochs: sneakers, sandals (some with high heels), ankle boots,
+# bags, trousers, dresses, shirts and coats, pullovers and T-shirts, nearly every
+# one plainly one of the ten classes, with clean outlines. What is still rough is
+# the inside: blotchy light and dark patches on several shirts, pullovers and
+# bags. For a run of your own, these are the same 64 images as the run's
+# `samples.png` (same weights, same seed); the pretrained model ships no
+# `samples.png` (its files are listed above). How good they are, as a number, is
+# notebook 06's question (FID).
 #
 # The reverse chain of four samples: the noise $x_T$, then the chain after the
 # steps at $t = 199, 150, 100, 50, 0$:
@@ -376,12 +389,14 @@ plot_samples(samples, config.scaling, title=f"{config.model}: {N_SAMPLES} sample
 plot_reverse_grid(denoiser, schedule, n=4, scaling=config.scaling, seed=1, clip=clip)
 
 # %% [markdown]
-# At $t = 150$ every chain is still noise. By $t = 100$ a rough light or dark
-# region shows where the garment will be, at $t = 50$ it is plainly a sneaker, a
-# shirt, a top, and the last 50 steps remove the remaining noise and add the
-# detail: the coarse shape is decided in the middle of the chain, the detail at
-# its end. The fourth chain ends in a white shape that is no garment in
-# particular.
+# At $t = 150$ the chains are still noise (the fourth a little darker at the top
+# left). By $t = 100$ a rough light region shows where the garment will be in the
+# second, third and fourth chains; at $t = 50$ they are plainly a long-sleeved top,
+# a bag and an ankle boot, while the first, a dark garment, shows little more than
+# its collar. The last 50 steps remove the remaining noise and add the detail:
+# the coarse shape is decided in the middle of the chain, the detail at its end.
+# All four end as clothes: a dark T-shirt, a light long-sleeved shirt, a bag and
+# an ankle boot.
 #
 # ## Does it use $t$?
 #
@@ -406,12 +421,12 @@ for t in (0, T // 20, T // 4, T // 2, 3 * T // 4, T - 1):  # 0, 10, 50, 100, 150
 
 # %% [markdown]
 # Told $t = 0$ and $t = 199$, the U-Net answers the same input very differently:
-# the two answers correlate at 0.07 when the input is nearly clean and at 0.88
+# the two answers correlate at 0.04 when the input is nearly clean and at 0.90
 # when it is nearly pure noise (there, whatever $t$ it is told, the best guess of
 # the noise is mostly $x_t$ itself). `mlp_seed` scored 0.97 to 0.998 everywhere:
 # the time embedding in every block works.
 #
-# The loss falls from 0.53 at $t = 0$ to 0.002 at $t = 199$. At $t = 199$, $x_t$ is
+# The loss falls from 0.45 at $t = 0$ to 0.001 at $t = 199$. At $t = 199$, $x_t$ is
 # almost all noise and $\hat\varepsilon \approx x_t$ is nearly right. At $t = 0$ the
 # noise is a whisper ($\sqrt{1-\bar\alpha_0} = 0.016$) on a sharp image, and telling
 # it apart from the image's own fine texture is hard. That error costs little in
@@ -456,13 +471,15 @@ for ax in axes:
 fig
 
 # %% [markdown]
-# At $t = 10$ the U-Net denoises the centre from its close neighbours (71% of the
-# rest of the gradient within 4 pixels, 4.6 pixels away on average): the image is
+# At $t = 10$ the U-Net denoises the centre from its close neighbours (66% of the
+# rest of the gradient within 4 pixels, 5.1 pixels away on average): the image is
 # nearly clean, and a small patch says what the pixel should be. As the noise
-# grows it looks further, along the garment's outline: at $t = 190$ only 27% of the
-# rest is within 4 pixels and the mean distance is 8.7 pixels, a third of the
-# image. That is what the 7x7 level and the attention are for; a stack of 3x3
-# convolutions at 28x28 alone could not look that far.
+# grows it looks further: at $t = 100$ along the boot's upper outline (48% within
+# 4 pixels, 6.4 pixels away on average), at $t = 190$ in a band across nearly the
+# whole width of the image, with only 22% of the rest within 4 pixels and a mean
+# distance of 9.1 pixels, a third of the image. That is what the 7x7 level and the
+# attention are for; a stack of 3x3 convolutions at 28x28 alone could not look
+# that far.
 #
 # ## The U-Net against notebook 03's best MLP
 #
@@ -471,15 +488,15 @@ fig
 # weights, and the sinusoidal time embedding in every block, with 3.5 M
 # parameters (rung 6, the same network predicting $x_0$, comes up below). We do not retrain it here. The package's
 # ladder benchmark (README, "The ladder, measured") trained every rung, this
-# U-Net included, on the same budget as the run above, 2 epochs of the 60,000
-# images, on the same 2-core CPU:
+# U-Net included, on one budget, 2 epochs of the 60,000 images (the pretrained
+# model loaded above had 14), on the same 2-core CPU:
 #
 # | | `mlp` (notebook 03, rung 5) | `unet` (this notebook) |
 # |---|---|---|
 # | parameters | 3,500,816 | 600,481 |
 # | training images per second | 1,639 | 120 |
 # | one epoch | 37 s | 499 s |
-# | loss after 2 epochs | 0.49 | 0.083 (0.082 in the run above) |
+# | loss after 2 epochs | 0.49 | 0.083 (0.082 after epoch 2 of the pretrained model above) |
 # | DDPM sampling, images per second | 54.6 | 1.9 |
 # | samples | static | clothes |
 #
@@ -493,7 +510,7 @@ fig
 # It does not show that it is ahead at equal cost, nor which of its parts makes
 # the difference:
 #
-# - the budgets differ: the U-Net's two epochs took 998 s, the `mlp`'s 74 s;
+# - the budgets differ: the ladder U-Net's two epochs took 998 s, the `mlp`'s 74 s;
 # - the `mlp`'s output layer has rank 512, so its loss cannot fall below 0.347
 #   (notebook 03), and the closed-form linear denoiser (notebook 10) already scores
 #   0.164 with this data range and schedule, below every MLP rung.
@@ -553,7 +570,7 @@ fig
 # 1. One U-Net epoch took 499 s and one `mlp` epoch 37 s, so the U-Net's two epochs
 #    (998 s) buy about 27 epochs of the `mlp`:
 #    `python -m keras_diffusion.train --model mlp --epochs 27` (about 17 min here), to
-#    compare with the default U-Net run at equal wall-clock, as well as at equal
+#    compare with the ladder's 2-epoch U-Net at equal wall-clock, as well as at equal
 #    epochs. Until that is measured, the ladder shows that the U-Net wins at equal
 #    epochs, with 14 times the compute per epoch, not that it wins at equal cost.
 # 2. Dropping attention removes little: 600,481 → 583,713 parameters (16,768 fewer,
