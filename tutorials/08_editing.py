@@ -30,13 +30,16 @@
 #    swaps the low frequencies of each state for those of the input;
 # 4. redraw a real or hand-edited image with SDEdit (Meng et al. 2022): noise it
 #    part of the way, then denoise, with `strength` choosing how far;
-# 5. measure each: label agreement, PSNR/SSIM against the originals, FID.
+# 5. measure each on 64 test images: label agreement, and PSNR/SSIM against the
+#    originals; a saved benchmark on 500 images, made with another model, adds FID.
 #
-# Full run: 6.5 min on a 2-core CPU (no GPU) shared with other jobs. It needs a
+# Full run: 8.1 min on a 2-core CPU (no GPU) shared with other jobs. It needs a
 # trained U-Net: by default the pretrained `unet-fashion-mnist` shipped with the
 # package (notebook 04's U-Net trained longer; `python -m keras_diffusion.pretrained
 # list`), or any run directory given in the environment variable
-# `KERAS_DIFFUSION_RUN`, such as notebook 04's `runs/04_unet`. Set
+# `KERAS_DIFFUSION_RUN`, such as notebook 04's `runs/04_unet`. The outputs saved
+# here come from the pretrained `unet-fashion-mnist`, the default U-Net trained
+# 14 epochs (the first code cell prints it). Set
 # `KERAS_DIFFUSION_QUICK=1` for a quick run (the tests do): it trains a tiny
 # U-Net ($T = 20$) for one epoch and edits fewer images; the pictures are then
 # noise, the code paths the same.
@@ -183,14 +186,21 @@ for name, mask in masks.items():
 plot_edits(columns, title=f"inpainting by replacement, DDPM {T} steps")
 
 # %% [markdown]
-# Where the model sees enough of the garment (the box, the random pixels), the
-# fill is plausible: the missing pixels come back nearly as they were. With half
-# the image gone it must guess, and the guesses often do not match the known half:
-# a second sleeve of another shade, a shoe cut off at the middle. That is the
-# weakness of replacement. The known half enters each step as the original *plus
-# independent noise*, so at high $t$ the generated half only sees noise on the
-# other side, and by the time the known half is clear, the generated half has
-# already committed to a shape.
+# Where the model sees most of the garment, the fill is close. With the random
+# mask (each pixel with probability 1/2) every image comes back nearly as it was,
+# except that the pullover's "Lee" logo turns into dark blotches. The box (the
+# centre quarter) is filled plausibly on the three pairs of trousers, but the logo
+# becomes blotches again and the dark jacket gets a bright triangle in its middle.
+# With half the image gone the model must guess, and the guesses often do not
+# match the known half. Filling the right half, one pair of trousers becomes a
+# light top with a dark print, another grows a bulge on its right leg, the boot
+# gets a bright, jumbled right half and the pullover dark patches. Filling the
+# bottom half, the boot stands on a flat white sole like a sandal's, a pair of
+# trousers ends in a textured top, and the checked shirt in a plain grey lower
+# half. That is the weakness of replacement. The known half enters each step as
+# the original *plus independent noise*, so at high $t$ the generated half only
+# sees noise on the other side, and by the time the known half is clear, the
+# generated half has already committed to a shape.
 #
 # ## RePaint: resampling
 #
@@ -211,7 +221,9 @@ for r in (1, 5, 10):
     print(f"T={T}, j={JUMP}, r={r:>2}: {sum(not up for _, up in full):>5} network calls per image, {len(full):>5} moves")
 
 # %% [markdown]
-# The cost is about $r$ times the network calls: RePaint buys harmony with
+# The cost is about $r$ times the network calls: for $T = 200$ and $j = 10$, 960
+# calls at $r = 5$ and 1910 at $r = 10$, against 200 without resampling (4.8 and
+# 9.55 times). The up moves call no network. RePaint buys harmony with
 # compute. Resampling climbs the chain one step at a time, so it needs DDPM's
 # every-step sampler; replacement alone also works with DDIM. Replacement against
 # RePaint on the right half, same seed:
@@ -226,8 +238,15 @@ plot_edits({"original": pixels[:N_SHOW], "input": hole_view(pixels[:N_SHOW], mas
             f"RePaint r={RESAMPLINGS}": repainted}, title="filling the right half")
 
 # %% [markdown]
-# On `N_EVAL` test images, does the filled image keep the class of the original,
-# and are the known pixels untouched? (The 500-image numbers with FID are at the end.)
+# RePaint with $r = 5$ repairs each failure of replacement in this figure: the
+# trousers that became a top are trousers again, the bulge on the other pair is
+# gone, the boot's right half is grey like its left (the boot comes out taller
+# than the original), and the pullover loses its dark patches. It took 37.3 s for
+# the 8 images, the trace of its compiled loop included.
+#
+# On 64 test images (`N_EVAL`), does the filled image keep the class of the
+# original, and are the known pixels untouched? (The 500-image numbers with FID,
+# measured with another model, are at the end.)
 
 # %%
 mask_eval = editing.make_mask("right", N_EVAL)
@@ -241,6 +260,10 @@ for r in (1, RESAMPLINGS):
     print(f"{name:>26} | {agreement(out):20.0%} | {np.array_equal(out[known], pixels[known])}")
 
 # %% [markdown]
+# The classifier agrees with 89% of the 64 originals and with 48% once their right
+# half is black. Replacement brings the agreement back to 73%, RePaint with
+# $r = 5$ to 84%, and both keep the known pixels exactly.
+#
 # ## Super-resolution: ILVR
 #
 # Now the known thing is a low-resolution image $y$: each $f \times f$ block of the
@@ -267,6 +290,10 @@ print(f"block mean + nearest: max |φ(φ(x)) − φ(x)| = {np.abs(editing.low_pa
 print(f"bilinear down + up:   max |φ(φ(x)) − φ(x)| = {np.abs(bilinear(bilinear(x0[:N_SHOW])) - bilinear(x0[:N_SHOW])).max():.2f}")
 
 # %% [markdown]
+# The block pair is a projection up to float rounding ($1.8 \cdot 10^{-7}$); the
+# bilinear pair, applied a second time, moves some pixel by 0.23 on the range
+# $[-1, 1]$.
+#
 # Super-resolution x4 and x2 of the same images, beside bicubic upsampling
 # (`tf.image.resize`, the classic answer):
 
@@ -283,9 +310,14 @@ for factor in (4, 2):
 plot_edits(columns, title=f"super-resolution, ILVR with DDPM {T} steps")
 
 # %% [markdown]
-# Bicubic blurs; ILVR draws sharp edges, stripes and seams that the input only
-# hints at. Sharp is not the same as right: where 7x7 pixels leave a choice, the
-# model makes one, and it may differ from the original. PSNR and SSIM
+# Bicubic blurs; ILVR draws sharp edges, seams and textures that the input only
+# hints at, and each of its images shows the same kind of garment as the
+# original. Sharp is not the same as right: where 7x7 pixels leave a choice, the
+# model makes one, and it may differ from the original. At x4 the "Lee" logo
+# becomes dark blotches, the fifth garment, a shirt of fine, low-contrast
+# texture, gets a busy high-contrast pattern, and the checked shirt loses its
+# checks. At x2 the 14x14 input leaves less to choose: the checks come back and
+# the logo sits where it was, though its letters no longer read "Lee". PSNR and SSIM
 # (`tf.image.psnr`, `tf.image.ssim`) reward being close to the original pixel by
 # pixel; label agreement asks whether the class survived. And the consistency
 # that the projection promises: the ILVR image, averaged back down, against the input.
@@ -305,6 +337,13 @@ again = editing.super_resolve(denoiser, schedule, low_res[4], 4, seed=0, clip=cl
 print(f"max |downsample(ILVR x4) − input| = {np.abs(editing.downsample(again, 4).numpy() - low_res[4]).max():.1e} (pixels in [-1, 1])")
 
 # %% [markdown]
+# At x4 ILVR beats bicubic on all three numbers: PSNR 17.16 against 15.91 dB,
+# SSIM 0.564 against 0.433, label agreement 80% against 50%. At x2 it still gains
+# on PSNR (21.86 against 19.18 dB) and SSIM (0.783 against 0.714), while the
+# agreement is the same to one image (83% against 84%: 53 and 54 of 64). Averaged
+# back down, the ILVR x4 images match their 7x7 inputs to $4.2 \cdot 10^{-7}$,
+# float rounding: the projection holds.
+#
 # ## Image-to-image: SDEdit
 #
 # The last method has no constraint at all. Take an image $x$, real or edited by
@@ -340,9 +379,14 @@ plot_edits({"original": pixels[:N_SHOW], **{f"s={s}": images[:N_SHOW] for s, ima
            title=f"SDEdit against strength (DDIM-{STEPS})")
 
 # %% [markdown]
-# Up to about 0.4 the garment is the original with small changes; around 0.6
-# the model starts to replace parts, and by 0.8 it keeps little more than the
-# silhouette's brightness. How far, in numbers, on `N_EVAL` images:
+# Up to 0.4 the garment is the original with small changes: the "Lee" logo is
+# still legible, the last shirt still checked. At 0.5 and 0.6 the model starts to
+# replace details: the logo becomes a dark block, the checks fade. At 0.8 most
+# images keep their silhouette and class, but the boot becomes a wide box like a
+# bag and the long-sleeved shirt gets short sleeves. At 1.0 the images have
+# nothing to do with their inputs: a T-shirt for the boot, trousers for the
+# pullover, a sandal for a pair of trousers. How far, in numbers, on the 64
+# images (`N_EVAL`):
 
 # %%
 distance = {s: float(np.mean(np.sqrt(np.mean((images / 255 - pixels / 255) ** 2, axis=(1, 2, 3))))) for s, images in redrawn.items()}
@@ -357,6 +401,13 @@ ax.legend(fontsize=8)
 fig
 
 # %% [markdown]
+# Both curves rise with strength, slowly up to 0.7 and steeply past 0.8. Read off
+# the plot: the RMS distance is about 0.06 at strength 0.2, 0.12 at 0.6 and 0.44
+# at 1.0. The fraction whose class changed starts at about 0.14, not 0, because
+# the classifier already disagrees with 11% of the originals; it is about 0.25 at
+# 0.6, 0.44 at 0.8 and 0.95 at 1.0, near the 0.9 that a class drawn at random
+# would give.
+#
 # ### A hand-edited image
 #
 # SDEdit's real use is the other direction: start from something that is *not* a
@@ -390,16 +441,22 @@ for seed in range(3):
 plot_edits(columns, title=f"SDEdit of drawings, strength 0.6 (DDIM-{STEPS})", zoom=4)
 
 # %% [markdown]
-# The rectangles come back as garments: the model keeps the layout it was given
-# and draws the texture, shading and outline of a real one, differently for each
-# seed. Lower the strength and the drawing shows through; raise it and the
-# layout goes too.
+# The rectangles come back as garments: with each seed, textured trousers, a bag
+# with a thin arched handle, and a sneaker. The model keeps the layout it was
+# given and draws the texture, shading and outline of a real one, differently for
+# each seed, though not always cleanly: seed 0's sneaker has a stray strap-like
+# stroke above it, and seed 0's bag stray pixels at its left edge. Lower the
+# strength and the drawing shows through; raise it and the layout goes too.
 #
-# ## The measurements: 500 test images
+# ## The measurements on 500 test images, with another model
 #
-# `python benchmarks/editing.py --run runs/cond --n 500` measures all three
-# methods on test images 0-499 with the package's classifier and writes
-# `assets/editing.json` and the figures `assets/editing_*.png`. FID needs more
+# The numbers below do not come from this notebook's model.
+# `python benchmarks/editing.py --run runs/cond --n 500` measured all three
+# methods on test images 0-499 with the package's classifier, using `runs/cond`:
+# a class-conditional U-Net trained 2 epochs, edited without labels, that is with
+# its null label, as an unconditional model. It wrote `assets/editing.json` and
+# the figures `assets/editing_*.png`; `assets/editing.json` holds no measurement
+# of the pretrained 14-epoch `unet-fashion-mnist` used above. FID needs more
 # images than this notebook edits; compare FIDs with each other and with the
 # real-data floor at the same $n$ (notebook 06). The saved numbers:
 
@@ -424,6 +481,15 @@ for row in bench.get("sdedit", {}).get("rows", []):
 print("" if bench else f"{saved} not found: run python benchmarks/editing.py --run RUN from the repository root")
 
 # %% [markdown]
+# On that model the comparisons come out as on this notebook's 64 images:
+# RePaint $r = 5$ beats replacement (label agreement 81.6% against 74.6%, FID 3.32
+# against 6.05), ILVR beats bicubic at x4 (76.0% against 55.0%, FID 5.86 against
+# 24.39) while at x2 the two agree on about as many labels (88.2% against
+# 88.6%), and SDEdit's FID rises with strength, from 1.24 at 0.1 to 20.96 at 1.0.
+# For the 500 images, RePaint took 2407 s against replacement's 592 s
+# (`seconds` in `assets/editing.json`), 4.1 times. The absolute numbers are that
+# model's, not the pretrained U-Net's.
+#
 # ## What next
 #
 # The same commands from the shell, for the pretrained U-Net or any run
@@ -441,9 +507,106 @@ print("" if bench else f"{saved} not found: run python benchmarks/editing.py --r
 #   every noise level, and an edit only changes the state between reverse steps.
 # - Inpainting replaces the known pixels by the original noised to the current
 #   level (RePaint eqs. 8-10); they come out exactly. Resampling (go up $j$ steps,
-#   $r - 1$ times) lets the fill agree with them, at $r$ times the cost.
+#   $r - 1$ times) lets the fill agree with them, at about $r$ times the network
+#   calls (960 instead of 200 for $r = 5$, $j = 10$, $T = 200$).
 # - ILVR replaces the low frequencies $\phi(x_{t-1})$ by those of the noised
 #   low-resolution input; with block averaging $\phi$ is a projection, and the
 #   result is consistent with the input exactly.
-# - SDEdit noises to $t_0 = \text{strength}\cdot T$ and denoises: strength trades
+# - SDEdit noises to $t_0 \approx \text{strength}\cdot T$ and denoises: strength trades
 #   faithfulness to the input for realism.
+
+# %% [markdown]
+# ## Exercises
+#
+# Try each before reading the answers below.
+#
+# 1. **Short answer.** After every step, replacement puts the known pixels back as
+#    $\sqrt{\bar\alpha_{t-1}}\,x_0 + \sqrt{1-\bar\alpha_{t-1}}\,\varepsilon$, a fresh draw from
+#    $q(x_{t-1} \mid x_0)$. Why not paste $x_0$ itself, and why do the known pixels
+#    still come out exactly? Every step sees the known half; why then can the
+#    generated half disagree with it (the trousers that became a top), and what
+#    do RePaint's up moves change?
+# 2. **A number to predict.** The plan cell printed 960 network calls per image
+#    for $T = 200$, $j = 10$, $r = 5$. `step_plan` resamples at the states
+#    $0, j, 2j, \dots$ below $T - j$, each time going up $j$ steps, $r - 1$ times.
+#    Write the number of network calls as a formula in $T$, $j$, $r$, check it
+#    against the printed 960 and 1910, and predict it for $j = 20$ and for $j = 5$,
+#    both with $r = 5$. Then check with `step_plan` (it calls no network). Why is
+#    the number of network calls, not the number of moves, the cost?
+# 3. **A code change.** (a) In the two super-resolution cells, change
+#    `for factor in (4, 2)` to `for factor in (7, 4, 2)` (factor 7: a 4x4 input),
+#    and compute the round trip with `low_res[7]` and factor 7. Predict the
+#    round-trip error, and where ILVR x7 lands against ILVR x4 in PSNR, SSIM and
+#    label agreement. What would factor 28 give? (b) In the drawings cell, replace
+#    strength 0.6 by 0.3, then by 0.9. Predict $t_0$ and the number of DDIM steps
+#    for each from the rule of `sdedit_start`, and what the rows will look like.
+
+# %% [markdown]
+# ## Answers
+#
+# 1. The network was trained only on states $x_t \sim q(x_t \mid x_0)$, in which
+#    every pixel carries noise of variance $1-\bar\alpha_t$, and it predicts
+#    $\hat\varepsilon$ for the whole image at the level it is told. A state with clean
+#    pixels on one side and noisy ones on the other is one it never saw: it would
+#    look for noise in the clean half that is not there, and its $\hat x_0$, which
+#    the step uses for the unknown half too, would be off. Drawing the known part
+#    from $q(x_{t-1} \mid x_0)$ keeps the whole state at one noise level, as in
+#    training. That noise shrinks with the level, and at the last step,
+#    $t = -1$, $\bar\alpha_{-1} = 1$: the known part is $x_0$ itself. Hence "the left
+#    halves are the originals, exactly: True" and "known pixels exact: True".
+#    The disagreement: each known part is drawn independently of what the
+#    network has generated, and the reverse step for the unknown half is the
+#    ordinary one, which sees the known half only through $x_t$. At high $t$,
+#    $\bar\alpha_t$ is close to 0 and the known half is nearly pure noise, so the
+#    generated half settles its coarse shape with almost no information about
+#    the other side; once the known half is clear, later steps only add detail.
+#    An up move $q(x_t \mid x_{t-1})$ noises the combined state, generated half
+#    included, so the next pass down predicts the generated half again from a
+#    state whose two halves have already been through a step together, and
+#    $r - 1$ such passes per block let it adjust. Measured here on 64 images:
+#    label agreement 73% for replacement, 84% for RePaint $r = 5$ (89% for the
+#    originals); in the figure, RePaint turns the top back into trousers.
+# 2. Each resampling point adds $(r-1)\,j$ network calls. There are
+#    $\lceil (T-j)/j \rceil$ points (the states $0, j, \dots$ below $T - j$), so
+#    calls $= T + (r-1)\,j\,\lceil (T-j)/j \rceil$, which is $T + (r-1)(T-j)$ when $j$
+#    divides $T$. Check: $200 + 4 \cdot 190 = 960$ and $200 + 9 \cdot 190 = 1910$, as
+#    printed. For $j = 20$: $200 + 4 \cdot 180 = 920$; for $j = 5$: $200 + 4 \cdot 195 = 980$.
+#    The last block, the one that reaches the image, is never resampled, so a
+#    longer jump saves a little, but all three stay near $r\,T = 1000$. The up moves
+#    (as many as the extra calls: $960 - 200 = 760$ of the printed 1720 moves) are
+#    `q_step`, a multiply-add on the state with no network, so the time follows
+#    the calls: predict $j = 5$ slightly slower and $j = 20$ slightly faster than
+#    $j = 10$, by about 2% and 4% ($980/960$, $920/960$); not timed here. The
+#    benchmark's wall times (another model, 500 images, a shared CPU) give
+#    $2407 / 592 \approx 4.1$ for RePaint $r = 5$ against replacement, below the 4.8
+#    of the calls: each time includes the trace of its own compiled loop and the
+#    other jobs on the CPU, so read the count as the cost and the times as a
+#    rough check.
+# 3. (a) Block mean then repetition is a projection for every factor, so the x7
+#    result, averaged back to 4x4, equals its input to float rounding: predict an
+#    error of the size of the x4 line's $4.2 \cdot 10^{-7}$. A 4x4 input holds 16
+#    numbers per image against 49 for 7x7, so the model has more to invent:
+#    predict ILVR x7 below ILVR x4's 17.16 dB, 0.564 and 80%, and bicubic x7
+#    blurrier still than bicubic x4 (15.91 dB, 0.433, 50%); not measured here.
+#    Factor 28 is also allowed (it divides 28): $\phi(x)$ is then the image's mean
+#    brightness in every pixel, and ILVR fixes only that. The result is in effect
+#    a new sample with the original's mean brightness, like SDEdit at strength 1,
+#    where about 0.95 of the 64 images changed class; predict an agreement near
+#    chance, perhaps a little above, since brightness says something about the
+#    class (a sandal covers less of the image than a pullover). Faithfulness is
+#    then nearly gone, realism stays.
+#    (b) `sdedit_start` skips the first $\lfloor S(1 - \text{strength})\rfloor$ of the
+#    $S = 50$ DDIM timesteps, which are `round(linspace(0, 199, 50))` read from the
+#    top. Strength 0.3: skip 35 and start at the 15th from the bottom, index 14,
+#    $t_0 = \mathrm{round}(14 \cdot 199/49) = \mathrm{round}(56.9) = 57$, with $50 - 35 = 15$
+#    steps. Strength 0.9: skip 5 (in floating point $50 \cdot (1 - 0.9)$ is
+#    $4.999\ldots$; the function adds $10^{-9}$ before the floor), index 44,
+#    $t_0 = \mathrm{round}(44 \cdot 199/49) = \mathrm{round}(178.7) = 179$, with 45 steps. The
+#    benchmark's table printed the same $t_0$, 57 and 179: they depend on the
+#    schedule and $S$, not on the model. At 0.3 expect the drawings to show
+#    through: flat grey shapes with softer edges and some texture. The real
+#    images at 0.2 and 0.4 moved by an RMS distance of only about 0.06 to 0.09
+#    (the plot), so faithfulness wins. At 0.9 expect realistic garments whose
+#    layout follows the drawings only loosely, some of another class; on real
+#    images the benchmark's 2-epoch model kept the label of only 34.2% at 0.9.
+#    Neither strength was run here.
