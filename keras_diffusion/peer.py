@@ -185,11 +185,11 @@ def measure(key, mode, data_dir=None):
         out.update(batch=config.batch_size, xla=config.xla, precision=denoiser.dtype_policy.name, steps_per_execution=config.steps_per_execution)
     else:
         from keras_diffusion.checkpoint import build_denoiser
-        from keras_diffusion.training import make_schedule, sampling_clip
+        from keras_diffusion.training import sampling_clip
 
         # as sample and evaluate load a run: float32 (bf16 measured no faster for sampling), the loop without XLA
         denoiser = build_denoiser(config, (28, 28, 1))
-        schedule, clip = make_schedule(config), sampling_clip(config)
+        schedule, clip = config.noise_schedule(), sampling_clip(config)
         out["precision"] = denoiser.dtype_policy.name
         if "call" in key:
             out["value"] = _ms_per_call(denoiser, repeats(key, timed))

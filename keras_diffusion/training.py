@@ -41,11 +41,6 @@ class Diverged(Exception):
     exit_code = 1
 
 
-def make_schedule(config):
-    """The run's NoiseSchedule from its config."""
-    return config.noise_schedule()
-
-
 def is_classifier(config):
     """Whether a run trains the noise-aware classifier rather than a denoiser."""
     return config.model in CLASSIFIERS
@@ -132,7 +127,7 @@ def build_training(config, image_shape, strategy=None):
     restored on return).
     """
     strategy = strategy or tf.distribute.get_strategy()
-    schedule = make_schedule(config)
+    schedule = config.noise_schedule()
     policy = training_precision(config)  # mixed_bfloat16 where it pays (see devices.auto_precision)
     with precision(policy), strategy.scope():
         denoiser = checkpoint.build_denoiser(config, image_shape)

@@ -21,8 +21,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_diffusion.names import OBJECTIVES
-
 X0_LAYER = "eps_from_x0"
 
 
@@ -40,11 +38,12 @@ class EpsFromX0(keras.layers.Layer):
     def __init__(self, alpha_bars, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
-        self.alpha_bars = [float(a) for a in alpha_bars]
+        self.alpha_bars = [float(a) for a in alpha_bars]  # a list: what get_config saves
+        self._table = np.asarray(self.alpha_bars, "float32")  # (T,)
 
     def call(self, inputs):
         x_t, t, x0_pred = inputs
-        alpha_bar = ops.take(ops.convert_to_tensor(np.asarray(self.alpha_bars, "float32")), ops.cast(t, "int32"))
+        alpha_bar = ops.take(ops.convert_to_tensor(self._table), ops.cast(t, "int32"))
         alpha_bar = ops.reshape(alpha_bar, (-1,) + (1,) * (len(x_t.shape) - 1))  # (B, 1, 1, 1)
         return (x_t - ops.sqrt(alpha_bar) * x0_pred) / ops.sqrt(1.0 - alpha_bar)
 
@@ -71,8 +70,3 @@ def objective_of(denoiser):
     """"x0" for a denoiser made by ``x0_parameterized``, else "eps"."""
     names = {layer.name for layer in denoiser.layers}
     return "x0" if X0_LAYER in names else "eps"
-
-
-def check_objective(objective):
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
