@@ -8,6 +8,7 @@ Keras; the whole file takes about a minute on a 2-core CPU.
 
 import concurrent.futures
 import csv
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -18,11 +19,20 @@ import numpy as np
 import pytest
 
 from keras_diffusion import cli
-from keras_diffusion.assignments import IDS, check, grade, registry
+from keras_diffusion.assignments import IDS, check, registry, sandbox
 from keras_diffusion.assignments import __main__ as assignments_cli
+from keras_diffusion.assignments.checks import forward
+from keras_diffusion.assignments.grade import TIMEOUT, Options, grade
 from keras_diffusion.assignments.release import BEGIN, END, MarkerError, read_cells, release, strip_solutions
 
 SOURCES = {i: registry.get(i).source_file for i in IDS}
+# the inputs of seed 0 (what a notebook's check() shows), and the references and their variants graded
+# as work: a class run gives copies of the shipped solution 0 (tests/test_grader_redteam.py)
+OPTIONS = Options(seed=0, allow_reference=True)
+
+
+def graded(assignment_id, path, timeout=TIMEOUT):
+    return grade(assignment_id, path, options=dataclasses.replace(OPTIONS, timeout=timeout))
 
 
 def source(assignment_id):
@@ -79,7 +89,7 @@ def keras_graded(tmp_path_factory, handout):
     }
     with concurrent.futures.ThreadPoolExecutor(len(submissions)) as pool:
         # a generous limit: CI machines are shared, and four children load TensorFlow at once
-        futures = {key: pool.submit(grade, *args, timeout=600) for key, args in submissions.items()}
+        futures = {key: pool.submit(graded, *args, timeout=600) for key, args in submissions.items()}
         return {key: future.result() for key, future in futures.items()}
 
 
@@ -108,10 +118,11 @@ def test_expected_values_agree_with_the_package_core():
     inp = sampling.inputs()
     schedule = NoiseSchedule(inp["betas"])
     args = inp["x_t"], inp["eps_pred"], inp["noise"]
-    for t in (9, 4, 0):
+    T = len(inp["betas"])
+    for t in (T - 1, T // 2, 0):
         mine = sampling.ddpm_step(inp["x_t"], t, inp["eps_pred"], inp["noise"], inp["betas"], inp["alpha_bars"])
         np.testing.assert_allclose(mine, np.asarray(ddpm_step(schedule, args[0], t, args[1], args[2])), atol=1e-5)
-    for t, t_prev in sampling.DDIM_T + sampling.DDIM_TO_DATA:
+    for t, t_prev in inp["ddim_t"].tolist() + inp["ddim_to_data"].tolist():
         mine = sampling.ddim_step(inp["x_t"], t, t_prev, inp["eps_pred"], inp["alpha_bars"])
         np.testing.assert_allclose(mine, np.asarray(ddim_step(schedule, args[0], t, t_prev, args[1])), atol=1e-5)
 
@@ -123,18 +134,18 @@ def test_unet_block_references_agree_with_the_package_layers():
     from keras_diffusion.models.embeddings import SinusoidalEmbedding
     from keras_diffusion.models.unet import res_block
 
-    for t, dim in unet_block.EMBEDDINGS:
+    inp = unet_block.inputs()
+    for t, dim in unet_block.embeddings(inp):
         package = np.asarray(SinusoidalEmbedding(dim)(np.array(t)))
         np.testing.assert_allclose(unet_block.embedding(t, dim), package, atol=2e-5)
-    inp = unet_block.inputs()
     for c_in, channels, groups in unet_block.BLOCKS:
         x, emb = keras.Input((4, 4, c_in)), keras.Input((unet_block.EMB_DIM,))
         model = keras.Model([x, emb], res_block(x, emb, channels, groups))
         assert model.count_params() == sum(unet_block.parameters(c_in, channels).values())
         for variable in model.weights:
             variable.assign(unet_block.fill(variable.name, tuple(variable.shape)).astype("float32"))
-        package = np.asarray(model([inp["x"][c_in], inp["emb"]]))
-        np.testing.assert_allclose(unet_block.block(inp["x"][c_in], inp["emb"], channels, groups), package, atol=1e-4)
+        package = np.asarray(model([inp[f"x{c_in}"], inp["emb"]]))
+        np.testing.assert_allclose(unet_block.block(inp[f"x{c_in}"], inp["emb"], channels, groups), package, atol=1e-4)
 
 
 # ---- sources, released notebooks, planted bugs ---------------------------------------------
@@ -145,9 +156,9 @@ def test_the_source_scores_full_marks(assignment_id, request):
     if assignment_id == "unet_block":
         result = request.getfixturevalue("keras_graded")["unet source"]
     else:
-        result = grade(assignment_id, SOURCES[assignment_id])
+        result = graded(assignment_id, SOURCES[assignment_id])
     assert result.score == result.max > 0, result.report()
-    assert result.error is None, result.error
+    assert result.reference_copy and result.error.endswith("graded because copies are allowed here"), result.error
 
 
 @pytest.mark.parametrize("assignment_id", IDS)
@@ -155,7 +166,7 @@ def test_the_released_notebook_scores_zero_without_crashing(assignment_id, hando
     if assignment_id == "unet_block":
         result = request.getfixturevalue("keras_graded")["unet handout"]
     else:
-        result = grade(assignment_id, handout / f"{assignment_id}.ipynb")
+        result = graded(assignment_id, handout / f"{assignment_id}.ipynb")
     assert result.score == 0 and result.error is None, result.report()
     assert all("NotImplementedError" in c.message for c in result.checks), result.report()
 
@@ -194,7 +205,7 @@ def test_a_planted_bug_loses_exactly_its_checks(bug, tmp_path, request):
     if bug == UNET_BUG:
         result = request.getfixturevalue("keras_graded")["unet bug"]
     else:
-        result = grade(assignment_id, variant(tmp_path, assignment_id, *edits))
+        result = graded(assignment_id, variant(tmp_path, assignment_id, *edits))
     assert lost(result) == expected_lost, result.report()
     failed = [c for c in result.checks if c.earned == 0]
     assert all(c.message and "Error" not in c.message for c in failed), result.report()  # wrong values, not a crash
@@ -202,8 +213,9 @@ def test_a_planted_bug_loses_exactly_its_checks(bug, tmp_path, request):
 
 def test_a_failure_says_which_input_and_how_far_off(tmp_path):
     path = variant(tmp_path, "forward", ("np.minimum(1 - f[1:] / f[:-1], max_beta)", "1 - f[1:] / f[:-1]"))
-    message = {c.name: c.message for c in grade("forward", path).checks}["cosine_betas"]
-    assert message.startswith("cosine_betas(200): expected 0.999 at index (199,), got 1; max abs error 0.001 (1 of 200 values off)")
+    message = {c.name: c.message for c in graded("forward", path).checks}["cosine_betas"]
+    T = int(forward.inputs(OPTIONS.seed)["timesteps"][0])
+    assert message.startswith(f"cosine_betas({T}): expected 0.999 at index ({T - 1},), got 1; max abs error 0.001 (1 of {T} values off)")
 
 
 # ---- independent solutions: float32, keras.ops, other names --------------------------------
@@ -267,7 +279,7 @@ def test_an_independent_float32_solution_gets_full_marks(assignment_id, tmp_path
     if assignment_id == "sampling":  # written with keras.ops
         result = request.getfixturevalue("keras_graded")["sampling keras.ops"]
     else:
-        result = grade(assignment_id, write(tmp_path, "student.py", FLOAT32[assignment_id]))
+        result = graded(assignment_id, write(tmp_path, "student.py", FLOAT32[assignment_id]))
     assert result.score == result.max, result.report()
 
 
@@ -308,7 +320,7 @@ def test_an_endless_loop_is_stopped_by_the_timeout(tmp_path):
             while True:
                 pass
     """)
-    result = grade("forward", path, timeout=3)
+    result = graded("forward", path, timeout=3)
     assert earned(result) == {"linear_betas": 2, "cosine_betas": 0, "alpha_bars_from_betas": 0, "q_sample": 0}
     messages = {c.name: c.message for c in result.checks}
     assert messages["cosine_betas"] == "stopped after the time limit of 3 s (an endless loop?)"
@@ -320,8 +332,8 @@ def test_an_endless_loop_is_stopped_by_the_timeout(tmp_path):
             while True:
                 pass
     """)
-    result = grade("forward", hangs_on_load, timeout=2)
-    assert result.score == 0 and result.error == "the submission's definitions did not load within 2 s"
+    result = graded("forward", hangs_on_load, timeout=2)
+    assert result.score == 0 and result.error == "the submission's definitions did not load within the time limit of 2 s"
 
 
 def test_exit_crash_and_syntax_errors_cost_only_what_they_break(tmp_path):
@@ -332,14 +344,14 @@ def test_exit_crash_and_syntax_errors_cost_only_what_they_break(tmp_path):
         def cosine_betas(timesteps, s=0.008, max_beta=0.999):
             os._exit(3)
     """) + HONEST)
-    result = grade("forward", path)
+    result = graded("forward", path)
     assert earned(result) == {"linear_betas": 0, "cosine_betas": 0, "alpha_bars_from_betas": 2, "q_sample": 3}
     messages = {c.name: c.message for c in result.checks}
     assert messages["linear_betas"].endswith("called sys.exit(0) (exits.py, line 5)")
     assert "ended the grading process (exit code 3" in messages["cosine_betas"]
 
     broken = write(tmp_path, "broken.py", "def q_sample(x0, t, noise, alpha_bars:\n    pass\n")
-    result = grade("forward", broken)
+    result = graded("forward", broken)
     assert result.score == 0 and result.error == "SyntaxError (broken.py, line 1): '(' was never closed"
 
 
@@ -351,11 +363,12 @@ def test_a_name_only_skipped_code_sets_gets_a_hint(tmp_path):
         T = 200  # a constant: run
 
         def linear_betas(timesteps, beta_start=1e-4, beta_end=0.02):
-            return betas if timesteps == T else None
+            return betas[:timesteps] * (T / 200)
     """)
-    message = grade("forward", path, timeout=20).checks[0].message
+    message = graded("forward", path, timeout=20).checks[0].message
+    T = int(forward.inputs(OPTIONS.seed)["timesteps"][0])
     assert message == (
-        "linear_betas(200): NameError: name 'betas' is not defined (globals.py, line 8); betas is set at globals.py, "
+        f"linear_betas({T}): NameError: name 'betas' is not defined (globals.py, line 8); betas is set at globals.py, "
         "line 4, which the grader does not run (it runs imports, definitions and constant assignments only): "
         "compute it inside your function"
     )
@@ -375,7 +388,7 @@ def test_patching_numpy_or_printing_a_score_does_not_change_the_grade(tmp_path):
             open("grades.csv", "w").write("student,score\\ncheat,10\\n")
             return np.zeros_like(x0)
     """)
-    result = grade("forward", path)
+    result = graded("forward", path)
     assert result.score == 0 and "expected" in {c.name: c.message for c in result.checks}["q_sample"]
     assert not np.allclose(0, 1) and not (tmp_path / "grades.csv").exists()
 
@@ -398,13 +411,13 @@ def test_handing_the_work_to_the_package_earns_nothing(tmp_path):
             except BaseException:
                 return np.zeros(timesteps)
     """) + HONEST)
-    result = grade("forward", path)
+    result = graded("forward", path)
     assert earned(result) == {"linear_betas": 0, "cosine_betas": 0, "alpha_bars_from_betas": 2, "q_sample": 3}
     messages = {c.name: c.message for c in result.checks}
     assert messages["linear_betas"] == (
-        "linear_betas uses keras_diffusion.schedule.NoiseSchedule.linear: the assignment asks you to write it yourself"
+        "linear_betas uses keras_diffusion.schedule.NoiseSchedule: the assignment asks you to write it yourself"
     )
-    assert messages["cosine_betas"].startswith("cosine_betas uses keras_diffusion.schedule.NoiseSchedule.cosine:")
+    assert messages["cosine_betas"].startswith("cosine_betas uses keras_diffusion:")  # the import the child refused
 
 
 # ---- a class at a time: release, a folder, the command line ----------------------------------
@@ -474,8 +487,15 @@ def test_a_folder_of_mixed_submissions_grades_to_the_right_csv(tmp_path, handout
     assert code == 0 and f"wrote {grades} (5 submissions)" in out
     rows = list(csv.DictReader(grades.open()))
     assert [r["student"] for r in rows] == ["alice", "bob", "carol", "dave", "erin"]
-    assert [r["score"] for r in rows] == ["10", "0", "0", "7", "0"] and {r["max"] for r in rows} == {"10"}
-    assert list(rows[0])[:7] == ["student", "score", "max", "linear_betas", "cosine_betas", "alpha_bars_from_betas", "q_sample"]
+    # alice handed in the shipped solution: a class run gives it 0 and says so
+    assert [r["score"] for r in rows] == ["0", "0", "0", "7", "0"] and {r["max"] for r in rows} == {"10"}
+    assert [r["reference_copy"] for r in rows] == ["yes", "", "", "", ""]
+    assert rows[0]["error"] == "a copy of the shipped reference solution (alpha_bars_from_betas, cosine_betas, linear_betas, q_sample): 0 points"
+    header = ["student", "score", "max", "linear_betas", "cosine_betas", "alpha_bars_from_betas", "q_sample", "seed", "sandbox", "reference_copy", "error"]
+    assert list(rows[0]) == header
+    assert len({r["seed"] for r in rows}) == 1 and rows[0]["seed"].isdigit() and f"--seed {rows[0]['seed']}" in out
+    assert {r["sandbox"] for r in rows} == {sandbox.choose()}
+    assert "skipped notes.txt: not a .py or .ipynb file" in out
     assert rows[3]["q_sample"] == "0" and rows[3]["cosine_betas"] == "3"
     assert "SyntaxError (bob.ipynb cell 2, line 3)" in rows[1]["error"]
     assert rows[2]["error"].startswith("SyntaxError (carol.py, line 1)")
@@ -483,10 +503,11 @@ def test_a_folder_of_mixed_submissions_grades_to_the_right_csv(tmp_path, handout
 
 
 def test_grade_json_has_the_documented_fields(capsys):
-    code, out, _ = run_cli(["grade", "loss", str(SOURCES["loss"]), "--json"], capsys)
+    code, out, _ = run_cli(["grade", "loss", str(SOURCES["loss"]), "--json", "--allow-reference", "--seed", "7"], capsys)
     data = json.loads(out)
-    assert code == 0 and set(data) == {"assignment", "submission", "score", "max", "checks", "error"}
-    assert (data["score"], data["max"]) == (6, 6)
+    assert code == 0 and set(data) == {"assignment", "submission", "score", "max", "checks", "error", "sandbox", "seed", "reference_copy"}
+    assert (data["score"], data["max"], data["seed"], data["reference_copy"]) == (6, 6, 7, True)
+    assert data["sandbox"] in sandbox.LAYERS and data["error"].startswith("a copy of the shipped reference solution")
     assert set(data["checks"][0]) == {"name", "points", "earned", "message"}
 
 

@@ -10,6 +10,7 @@ import pathlib
 import sys
 
 from keras_diffusion import cli
+from keras_diffusion.assignments.sandbox import LAYERS, TIMEOUT
 
 EXAMPLES = [
     "python -m keras_diffusion.assignments list",
@@ -17,6 +18,8 @@ EXAMPLES = [
     "python -m keras_diffusion.assignments grade forward alice.ipynb",
     "python -m keras_diffusion.assignments grade forward submissions/ --csv grades.csv",
     "python -m keras_diffusion.assignments grade sampling bob.py --json --timeout 30",
+    "python -m keras_diffusion.assignments grade forward submissions/ --seed 1234   # regrade a run",
+    "python -m keras_diffusion.assignments grade forward submissions/ --require-sandbox",
 ]
 
 
@@ -40,8 +43,14 @@ def parse_args(argv=None):
     grade.add_argument("path", help="a .py or .ipynb file, or a folder of them (student = file name without suffix)")
     grade.add_argument("--json", action="store_true", help="print the result(s) as JSON")
     grade.add_argument("--csv", help="write one row per submission to this CSV file")
-    grade.add_argument("--timeout", type=float, default=60.0, help="seconds for all the checks of a submission; loading it may take as long again (default: 60)")
+    grade.add_argument(
+        "--timeout", type=float, default=TIMEOUT, help=f"seconds for everything one submission does: loading it, every check, every restart (default: {TIMEOUT:g})"
+    )
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
+    grade.add_argument("--seed", type=int, help="the inputs' seed, to reproduce an earlier run (default: a fresh secret one, printed in the report)")
+    grade.add_argument("--sandbox", choices=("auto", *LAYERS), default="auto", help="where the submission runs (default: auto, the strongest available)")
+    grade.add_argument("--require-sandbox", action="store_true", help="refuse to grade where neither bubblewrap nor Landlock is available")
+    grade.add_argument("--allow-reference", action="store_true", help="grade copies of the shipped reference solution instead of giving them 0")
     for sub in (listing, release, grade):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
 
@@ -87,26 +96,34 @@ def _release(args):
 
 
 def _grade(args):
-    from keras_diffusion.assignments import registry
-    from keras_diffusion.assignments.grade import grade, grade_folder
-    from keras_diffusion.assignments.report import to_json, write_csv
+    from keras_diffusion.assignments import registry, sandbox
+    from keras_diffusion.assignments.grade import Options, grade, grade_folder, scan_folder
+    from keras_diffusion.assignments.report import printable, to_json, write_csv
 
     assignment = registry.get(args.id)
     path = pathlib.Path(args.path)
+    options = Options(args.timeout, args.seed, args.sandbox, args.require_sandbox, args.allow_reference).resolved()
+    status = sys.stderr if args.json else sys.stdout
+    if options.sandbox == "rlimits":
+        print(f"warning: {sandbox.describe('rlimits')}", file=sys.stderr)
     if path.is_dir():
-        results = grade_folder(args.id, path, args.timeout, args.jobs)
+        scanned = scan_folder(path)
+        results = grade_folder(args.id, path, jobs=args.jobs, options=options, scanned=scanned)
+        for entry in scanned.skipped:
+            print(f"skipped {entry}", file=status)
     else:
-        results = [grade(args.id, path, args.timeout)]
+        results = [grade(args.id, path, options=options)]
     if args.json:
         print(to_json(results))
     elif args.csv and path.is_dir():
         for r in results:
-            print(f"{pathlib.Path(r.submission).name:<30} {r.score:>3}/{r.max}" + ("  (see the error column)" if r.error else ""))
+            print(f"{printable(pathlib.Path(r.submission).name):<30} {r.score:>3}/{r.max}" + ("  (see the error column)" if r.error else ""))
+        print(f"sandbox: {sandbox.describe(options.sandbox)}; inputs: seed {options.seed} (grade again with --seed {options.seed})")
     else:
         print("\n\n".join(r.report() for r in results))
     if args.csv:
         write_csv(results, args.csv, [name for name, _, _ in assignment.checks])
-        print(f"wrote {args.csv} ({len(results)} submission{'s' if len(results) != 1 else ''})", file=sys.stderr if args.json else sys.stdout)
+        print(f"wrote {args.csv} ({len(results)} submission{'s' if len(results) != 1 else ''})", file=status)
     return 0
 
 

@@ -3,7 +3,11 @@
 The functions are not called here, in the student's kernel, where they could
 patch the checks: their source is read (``inspect.getsource``), put together
 with the imports and constants the namespace holds, and graded in a child
-process exactly like a submitted file.
+process exactly like a submitted file. Feedback uses the fixed inputs of
+``FEEDBACK_SEED``, so a student sees the same numbers every time; a class is
+graded on inputs drawn from a secret seed, so memorised outputs earn nothing.
+Copies of the shipped reference solution are graded here (the student is
+only checking their own notebook) and flagged in the report.
 """
 
 import ast
@@ -13,7 +17,8 @@ import sys
 import textwrap
 import types
 
-from keras_diffusion.assignments.grade import TIMEOUT, grade_units
+from keras_diffusion.assignments.checks import FEEDBACK_SEED
+from keras_diffusion.assignments.grade import TIMEOUT, Options, grade_units
 from keras_diffusion.assignments.submission import Unit, parse
 
 _IPYTHON = {"In", "Out", "get_ipython", "exit", "quit"}
@@ -34,7 +39,8 @@ def check(assignment, only=None, namespace=None, timeout=TIMEOUT):
     if namespace is None:
         namespace = sys._getframe(1).f_globals
     units, problems = units_from_namespace(namespace)
-    result = grade_units(assignment, units, "this notebook", timeout, only=only, problems=problems)
+    options = Options(timeout=timeout, seed=FEEDBACK_SEED, allow_reference=True)
+    result = grade_units(assignment, units, "this notebook", only=only, problems=problems, options=options)
     print(result.report())
     return result
 

@@ -18,7 +18,7 @@ class Assignment:
     id: str
     title: str
     checks: tuple  # (name, points, the student's names it calls)
-    module: object  # keras_diffusion.assignments.checks.<id>
+    module: object  # keras_diffusion.assignments.checks.<id>: the grader's side only
 
     @property
     def points(self):
@@ -31,6 +31,15 @@ class Assignment:
     @property
     def checks_file(self):
         return HERE / "checks" / f"{self.id}.py"
+
+    @property
+    def harness_file(self):
+        """The child's side of the checks: copied into the sandbox, never imported there as part of the package."""
+        return HERE / "harness" / f"{self.id}.py"
+
+    @property
+    def harness_preload(self):
+        return importlib.import_module(f"keras_diffusion.assignments.harness.{self.id}").PRELOAD
 
     @property
     def source_file(self):

@@ -37,34 +37,43 @@ class Plan:
     units: list
     future: list  # __future__ features the kept code asks for
     skipped: dict  # name -> where a skipped statement binds it (for NameError hints)
-    package_uses: dict  # top-level name -> the keras_diffusion names it reaches
+    package_uses: object  # PackageUses: .get(name) -> the keras_diffusion names it reaches
     problems: list  # cells that could not be parsed, and the like
+    imports: list = dataclasses.field(default_factory=list)  # top-level modules the kept imports load
 
     def payload(self):
         units = [{"name": u.name, "source": u.source, "keep": u.keep} for u in self.units if u.keep]
         return json.dumps({"units": units, "future": self.future})
 
 
-def read(path):
-    """The units of a .py or .ipynb file, and problems found while reading (a cell skipped, ...)."""
+def read_text(text, path):
+    """The units of a .py or .ipynb submission's text, and problems found while reading (a cell skipped, ...)."""
     if path.suffix == ".ipynb":
-        return notebook_units(path.read_text(encoding="utf-8"), path.name)
-    return [Unit(path.name, path.read_text(encoding="utf-8"))], []
+        return notebook_units(text, path.name)
+    return [Unit(path.name, text)], []
 
 
 def notebook_units(text, name):
-    """One unit per code cell; IPython's %magic and !shell lines become blank lines, %%cell magics drop the cell."""
+    """One unit per code cell; IPython's %magic and !shell lines become blank lines, %%cell magics drop the cell.
+    Anything that is not a notebook (cells not a list, a source of numbers, JSON nested too deep) is a
+    SubmissionError, never a crash."""
     try:
         notebook = json.loads(text)
-        cells = notebook["cells"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise SubmissionError(f"{name} is not a Jupyter notebook (nbformat 4): {error}") from None
+    except (ValueError, RecursionError) as error:
+        raise SubmissionError(f"{name} is not a Jupyter notebook (nbformat 4): {type(error).__name__}") from None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        raise SubmissionError(f"{name} is not a Jupyter notebook (nbformat 4): it has no list of cells")
     units, problems = [], []
     for number, cell in enumerate(cells, 1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        elif not isinstance(source, str):
+            problems.append(f"{name} cell {number}: its source is not text; skipped")
+            continue
         if source.lstrip().startswith("%%"):
             problems.append(f"{name} cell {number} starts with a %% cell magic: skipped")
             continue
@@ -120,7 +129,8 @@ def plan(units, one_module=False):
         kept.append(node)
     for name in {n for node in kept for n in _bound_names(node)}:
         skipped.pop(name, None)
-    return Plan([u for u, _ in parsed], future, skipped, package_uses(kept), problems)
+    imports = sorted({_top_module(n, m) for n in kept if isinstance(n, (ast.Import, ast.ImportFrom)) for m in _modules(n)} - {"", "__future__"})
+    return Plan([u for u, _ in parsed], future, skipped, package_uses(kept), problems, imports)
 
 
 def parse(source, filename="<unknown>"):
@@ -176,6 +186,14 @@ def _import_names(node):
     return {(a.asname or a.name): f"{module}.{a.name}" for a in node.names if a.name != "*"}
 
 
+def _modules(node):
+    return [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+
+
+def _top_module(node, module):
+    return "" if isinstance(node, ast.ImportFrom) and node.level else module.split(".")[0]
+
+
 def _bound_names(node):
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         return set(_import_names(node))
@@ -199,23 +217,37 @@ def package_uses(nodes):
     for node in nodes:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
-        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        found = {imported[n] for n in names & set(imported)}
+        names, found = set(), set()
         for inner in ast.walk(node):
-            if isinstance(inner, (ast.Import, ast.ImportFrom)):
+            if isinstance(inner, ast.Name):
+                names.add(inner.id)
+                if inner.id in imported:
+                    found.add(imported[inner.id])
+            elif isinstance(inner, (ast.Import, ast.ImportFrom)):
                 found |= {v for v in _import_names(inner).values() if v.split(".")[0] == PACKAGE}
             elif isinstance(inner, ast.Constant) and isinstance(inner.value, str) and PACKAGE in inner.value:
-                found.add(inner.value)  # importlib.import_module("keras_diffusion.forward")
+                found.add(inner.value[:200])  # importlib.import_module("keras_diffusion.forward")
         for name in _bound_names(node):
             direct.setdefault(name, set()).update(found)
             refs.setdefault(name, set()).update(names)
-    reached = {name: set(found) for name, found in direct.items()}
-    changed = True
-    while changed:  # follow helper functions until nothing new is reached
-        changed = False
-        for name, names in refs.items():
-            for other in names & set(reached):
-                if not reached[other] <= reached[name]:
-                    reached[name] |= reached[other]
-                    changed = True
-    return {name: sorted(found) for name, found in reached.items() if found}
+    return PackageUses(direct, refs)
+
+
+@dataclasses.dataclass
+class PackageUses:
+    """Which keras_diffusion names each top-level name reaches, through the helpers it refers to."""
+
+    direct: dict  # name -> the package names its own code mentions
+    refs: dict  # name -> the names its code refers to
+
+    def get(self, start, default=()):
+        """One search from ``start``, linear in the size of the reference graph (asked for the graded names only)."""
+        seen, stack, found = {start}, [start], set()
+        while stack:
+            name = stack.pop()
+            found |= self.direct.get(name, set())
+            for other in self.refs.get(name, ()):
+                if other not in seen and other in self.refs:
+                    seen.add(other)
+                    stack.append(other)
+        return sorted(found) if found else default

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from keras_diffusion.assignments.harness.sampling import toy_denoiser
+
 TITLE = "The reverse process: DDPM and DDIM steps, and the DDPM sampler"
 CHECKS = (
     ("ddpm_step", 3, ("ddpm_step",)),
@@ -10,13 +12,14 @@ CHECKS = (
     ("ddim_step", 2, ("ddim_step",)),
     ("ddim_step_to_data", 1, ("ddim_step",)),
 )
-TIMESTEPS = 10
 
 
-def inputs():
-    rng = np.random.default_rng(3)
+def inputs(seed=0):
+    rng = np.random.default_rng([3, seed])
+    timesteps = int(rng.integers(8, 16))
     shape = (3, 4, 4, 1)
-    betas = np.linspace(0.01, 0.25, TIMESTEPS)
+    betas = np.linspace(rng.uniform(0.005, 0.02), rng.uniform(0.15, 0.3), timesteps)
+    t, t_prev = sorted(rng.choice(np.arange(1, timesteps - 1), 2, replace=False))[::-1]
     return dict(
         betas=betas,
         alpha_bars=np.cumprod(1 - betas),
@@ -24,15 +27,11 @@ def inputs():
         eps_pred=rng.standard_normal(shape),
         noise=rng.standard_normal(shape),
         x_T=rng.standard_normal(shape),
-        noises=rng.standard_normal((TIMESTEPS,) + shape),
+        noises=rng.standard_normal((timesteps,) + shape),
+        ddpm_t=np.array([timesteps - 1, rng.integers(1, timesteps - 1)]),
+        ddim_t=np.array([[timesteps - 1, rng.integers(1, timesteps - 1)], [t, t_prev]]),
+        ddim_to_data=np.array([[rng.integers(1, timesteps), -1], [0, -1]]),
     )
-
-
-def toy_denoiser(x_t, t):
-    """A fixed ε̂(x_t, t); it depends on t, so visiting the wrong timesteps shows. t: an int or one per image."""
-    x_t = np.asarray(x_t, np.float64)
-    t = np.reshape(np.asarray(t, np.float64), (-1,) + (1,) * (x_t.ndim - 1))
-    return 0.5 * np.tanh(x_t) + 0.3 * np.cos(x_t + 0.7 * t)
 
 
 def ddpm_step(x_t, t, eps_pred, noise, betas, alpha_bars):
@@ -56,33 +55,18 @@ def ddim_step(x_t, t, t_prev, eps_pred, alpha_bars):
     return np.sqrt(alpha_bar_prev) * x0_pred + np.sqrt(1 - alpha_bar_prev) * eps_pred
 
 
-DDPM_T = (9, 4)
-DDIM_T = ((9, 6), (5, 4))
-DDIM_TO_DATA = ((3, -1), (0, -1))
-
-
-def cases(student, inp):
-    x_t, eps, z, betas, alpha_bars = inp["x_t"], inp["eps_pred"], inp["noise"], inp["betas"], inp["alpha_bars"]
-    return {
-        "ddpm_step": [lambda t=t: student.ddpm_step(x_t, t, eps, z, betas, alpha_bars) for t in DDPM_T],
-        "ddpm_step_t0": [lambda: student.ddpm_step(x_t, 0, eps, z, betas, alpha_bars)],
-        "ddpm_sample": [lambda: student.ddpm_sample(toy_denoiser, inp["x_T"], inp["noises"], betas, alpha_bars)],
-        "ddim_step": [lambda ts=ts: student.ddim_step(x_t, ts[0], ts[1], eps, alpha_bars) for ts in DDIM_T],
-        "ddim_step_to_data": [lambda ts=ts: student.ddim_step(x_t, ts[0], ts[1], eps, alpha_bars) for ts in DDIM_TO_DATA],
-    }
-
-
 def expected(inp):
     x_t, eps, z, betas, alpha_bars = inp["x_t"], inp["eps_pred"], inp["noise"], inp["betas"], inp["alpha_bars"]
     shape = x_t.shape
-    schedule = f"betas of T={TIMESTEPS}, alpha_bars"
+    schedule = f"betas of T={len(betas)}, alpha_bars"
+    ddpm_t, ddim_t, to_data = inp["ddpm_t"].tolist(), [tuple(p) for p in inp["ddim_t"].tolist()], [tuple(p) for p in inp["ddim_to_data"].tolist()]
 
     def ddim(ts):
         return (f"ddim_step(x_t {shape}, t={ts[0]}, t_prev={ts[1]}, eps_pred, alpha_bars)", ddim_step(x_t, *ts, eps, alpha_bars))
 
     return {
         "ddpm_step": [
-            (f"ddpm_step(x_t {shape}, t={t}, eps_pred, noise, {schedule})", ddpm_step(x_t, t, eps, z, betas, alpha_bars)) for t in DDPM_T
+            (f"ddpm_step(x_t {shape}, t={t}, eps_pred, noise, {schedule})", ddpm_step(x_t, t, eps, z, betas, alpha_bars)) for t in ddpm_t
         ],
         "ddpm_step_t0": [
             (f"ddpm_step(x_t {shape}, t=0, eps_pred, noise, {schedule}) (the last step: no noise)", ddpm_step(x_t, 0, eps, z, betas, alpha_bars))
@@ -93,6 +77,6 @@ def expected(inp):
                 ddpm_sample(inp["x_T"], inp["noises"], betas, alpha_bars),
             )
         ],
-        "ddim_step": [ddim(ts) for ts in DDIM_T],
-        "ddim_step_to_data": [ddim(ts) for ts in DDIM_TO_DATA],
+        "ddim_step": [ddim(ts) for ts in ddim_t],
+        "ddim_step_to_data": [ddim(ts) for ts in to_data],
     }

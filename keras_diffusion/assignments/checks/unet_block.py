@@ -1,15 +1,15 @@
 """Checks for ``unet_block``: the sinusoidal time embedding and the U-Net's residual block.
 
-The block's weights are the student's own layers, so the checks that need
-numbers first overwrite every weight with values chosen by its kind
-(kernel, bias, gamma, beta) and shape only (``fill``): whatever order the
-student builds the layers in, the block then computes what the NumPy
-reference below computes with the same rule.
+The child fills the student's weights with ``harness.unet_block.fill`` (by kind
+and shape only), so the NumPy ``block`` below, with the same rule, is what a
+correct block computes. The property checks (shape, use of the embedding,
+gradients) pay only for a layer that has the block's convolutions: a layer
+with one weight of the right size is not a residual block.
 """
 
-import zlib
-
 import numpy as np
+
+from keras_diffusion.assignments.harness.unet_block import BLOCKS, EMB_DIM, fill
 
 TITLE = "The U-Net's building blocks: sinusoidal time embedding and residual block"
 CHECKS = (
@@ -21,28 +21,23 @@ CHECKS = (
     ("block_gradients", 1, ("ResidualBlock",)),
     ("block_output", 2, ("ResidualBlock",)),
 )
-# (input channels, block channels, groups): a 1x1-conv skip, then the identity skip with the default groups=8
-BLOCKS = ((8, 16, 4), (16, 16, 8))
-EMB_DIM = 12
-EMBEDDINGS = (([0, 1, 2, 17, 199], 16), ([3, 150], 6))
 
 
-def inputs():
-    rng = np.random.default_rng(4)
+def inputs(seed=0):
+    rng = np.random.default_rng([4, seed])
     return dict(
-        x={c_in: rng.standard_normal((2, 4, 4, c_in)).astype(np.float32) for c_in, _, _ in BLOCKS},
+        **{f"x{c_in}": rng.standard_normal((2, 4, 4, c_in)).astype(np.float32) for c_in, _, _ in BLOCKS},
         emb=rng.standard_normal((2, EMB_DIM)).astype(np.float32),
         emb_other=rng.standard_normal((2, EMB_DIM)).astype(np.float32),
         weights_of_loss=rng.standard_normal((2, 4, 4, 16)).astype(np.float32),
+        embedding_t0=np.sort(np.concatenate([[0, 1], rng.choice(np.arange(2, 1000), 3, replace=False)])),
+        embedding_t1=rng.choice(1000, 2, replace=False),
+        embedding_dims=np.array([2 * rng.integers(4, 13), 2 * rng.integers(2, 5)]),
     )
 
 
-def fill(kind, shape):
-    """The value every weight of this kind and shape gets: a fixed draw, scaled so activations stay near 1."""
-    rng = np.random.default_rng([zlib.crc32(kind.encode()), *shape])
-    if kind == "kernel":
-        return rng.standard_normal(shape) / np.sqrt(np.prod(shape[:-1]))
-    return (1.0 if kind == "gamma" else 0.0) + 0.2 * rng.standard_normal(shape)
+def embeddings(inp):
+    return [(inp["embedding_t0"].tolist(), int(inp["embedding_dims"][0])), (inp["embedding_t1"].tolist(), int(inp["embedding_dims"][1]))]
 
 
 def embedding(t, dim):
@@ -103,59 +98,40 @@ def block(x, emb, channels, groups):
     return skip + h
 
 
-# ---- the child's side: build the student's block, set its weights, call it ----------
-
-
-def _filled_block(student, x, emb, channels, groups):
-    layer = student.ResidualBlock(channels, groups=groups)
-    layer(x, emb)  # builds the weights
-    for variable in layer.weights:
-        kind = variable.name.split("/")[-1].split(":")[0]
-        variable.assign(np.asarray(fill(kind, tuple(variable.shape)), dtype=variable.dtype))
-    return layer
-
-
-def _count(student, x, emb, channels, groups):
-    layer = student.ResidualBlock(channels, groups=groups)
-    layer(x, emb)
-    return sum(int(np.prod(variable.shape)) for variable in layer.weights)
-
-
-def _gradients(student, x, emb, channels, groups, weights_of_loss):
-    import tensorflow as tf
-
-    layer = _filled_block(student, x, emb, channels, groups)
-    variables = layer.trainable_weights
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.cast(layer(x, emb), tf.float32) * weights_of_loss)
-    grads = tape.gradient(loss, variables)
-    norms = [-1.0 if g is None else float(tf.norm(tf.convert_to_tensor(g))) for g in grads]
-    return {"names": np.array([v.path for v in variables] or [""]), "norms": np.array(norms or [-1.0])}
-
-
-def cases(student, inp):
-    x, emb = inp["x"], inp["emb"]
-    return {
-        "embedding_shape": [lambda: np.shape(student.sinusoidal_embedding(np.arange(7), 32))],
-        "embedding_values": [lambda t=t, d=d: student.sinusoidal_embedding(np.array(t), d) for t, d in EMBEDDINGS],
-        "block_shape": [lambda c=c, w=w, g=g: np.shape(student.ResidualBlock(w, groups=g)(x[c], emb)) for c, w, g in BLOCKS],
-        "block_parameters": [lambda c=c, w=w, g=g: _count(student, x[c], emb, w, g) for c, w, g in BLOCKS],
-        "block_uses_emb": [
-            lambda c=c, w=w, g=g: (lambda layer: {"a": layer(x[c], emb), "b": layer(x[c], inp["emb_other"])})(
-                _filled_block(student, x[c], emb, w, g)
-            )
-            for c, w, g in BLOCKS
-        ],
-        "block_gradients": [lambda c=c, w=w, g=g: _gradients(student, x[c], emb, w, g, inp["weights_of_loss"]) for c, w, g in BLOCKS],
-        "block_output": [lambda c=c, w=w, g=g: _filled_block(student, x[c], emb, w, g)(x[c], emb) for c, w, g in BLOCKS],
-    }
-
-
 # ---- the grader's side ----------------------------------------------------------------
 
 
+def convolutions(c_in, channels):
+    """The kernel shapes a residual block must have (padded to rank 4): two 3x3 convolutions, a 1x1 skip when the width changes."""
+    shapes = [(3, 3, c_in, channels), (3, 3, channels, channels)] + ([(1, 1, c_in, channels)] if c_in != channels else [])
+    return shapes
+
+
+def _not_a_block(got, c_in, channels):
+    """None when the returned kernel shapes include the block's convolutions, else what is missing."""
+    have = [tuple(int(n) for n in row) for row in np.asarray(got, np.float64).reshape(-1, 4)]
+    missing = []
+    for shape in convolutions(c_in, channels):
+        if shape in have:
+            have.remove(shape)
+        else:
+            missing.append(shape)
+    return "the layer lacks the block's convolution kernels " + ", ".join(map(str, missing)) if missing else None
+
+
+def _of_a_block(c_in, channels, keys, judge):
+    """A property check's judgement, given only to a layer that has the block's convolutions."""
+
+    def judged(got):
+        if not isinstance(got, dict) or set(got) != set(keys) | {"kernels"}:
+            return "could not read what the block returned"
+        return _not_a_block(got["kernels"], c_in, channels) or judge(got)
+
+    return judged
+
+
 def expected(inp):
-    x, emb = inp["x"], inp["emb"]
+    x, emb = {c: inp[f"x{c}"] for c, _, _ in BLOCKS}, inp["emb"]
 
     def call(c, w, g):
         return f"ResidualBlock({w}, groups={g})(x {x[c].shape}, emb {emb.shape})"
@@ -167,35 +143,34 @@ def expected(inp):
         counts = parameters(c, w)
 
         def judge(got):
-            got = int(np.ravel(got)[0])
+            got = int(np.ravel(got["count"])[0])
             if got == sum(counts.values()):
                 return None
             layers = " + ".join(f"{name} {n}" for name, n in counts.items())
             return f"expected {sum(counts.values())} parameters ({layers}), got {got}"
 
-        return judge
+        return _of_a_block(c, w, ("count",), judge)
 
     def depends_on_emb(got):
-        if not isinstance(got, dict) or set(got) != {"a", "b"}:
-            return "could not read the block's outputs"
         if np.max(np.abs(got["a"] - got["b"])) > 1e-4 * max(np.max(np.abs(got["a"])), 1.0):
             return None
         return "the output is the same for two different emb: add Dense(channels)(emb) to h"
 
     def gradients_reach(got):
-        if not isinstance(got, dict) or set(got) != {"names", "norms"}:
-            return "could not read the gradients"
         if got["names"].size == 1 and got["names"][0] == "":
             return "the block has no trainable weights"
         missing = [str(name) for name, norm in zip(got["names"], got["norms"]) if not norm > 0]
         return f"no gradient reaches {', '.join(missing)} (is that layer used in call?)" if missing else None
 
+    def block_shape(c, w):
+        return _of_a_block(c, w, ("shape",), lambda got: shape_is((2, 4, 4, w))(got["shape"]))
+
     return {
         "embedding_shape": [("sinusoidal_embedding(t of shape (7,), 32)", shape_is((7, 32)))],
-        "embedding_values": [(f"sinusoidal_embedding(t={t}, {d})", embedding(t, d)) for t, d in EMBEDDINGS],
-        "block_shape": [(call(c, w, g), shape_is((2, 4, 4, w))) for c, w, g in BLOCKS],
+        "embedding_values": [(f"sinusoidal_embedding(t={t}, {d})", embedding(t, d)) for t, d in embeddings(inp)],
+        "block_shape": [(call(c, w, g), block_shape(c, w)) for c, w, g in BLOCKS],
         "block_parameters": [(call(c, w, g), count_is(c, w)) for c, w, g in BLOCKS],
-        "block_uses_emb": [(call(c, w, g) + " and the same with another emb", depends_on_emb) for c, w, g in BLOCKS],
-        "block_gradients": [(call(c, w, g), gradients_reach) for c, w, g in BLOCKS],
+        "block_uses_emb": [(call(c, w, g) + " and the same with another emb", _of_a_block(c, w, ("a", "b"), depends_on_emb)) for c, w, g in BLOCKS],
+        "block_gradients": [(call(c, w, g), _of_a_block(c, w, ("names", "norms"), gradients_reach)) for c, w, g in BLOCKS],
         "block_output": [(call(c, w, g) + " with the grader's weights", block(x[c], emb, w, g)) for c, w, g in BLOCKS],
     }
