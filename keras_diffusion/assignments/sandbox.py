@@ -27,6 +27,7 @@ size, open files, processes) and a session of its own.
 """
 
 import dataclasses
+import fcntl
 import functools
 import importlib.metadata
 import importlib.util
@@ -48,6 +49,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 PACKAGE_DIR = HERE.parent  # keras_diffusion/
 UID_BASE = 64000  # the uids a root grader gives its children: UID_BASE + job slot, skipping any that /etc/passwd names
 TIMEOUT = 120.0  # seconds for everything one submission does; unet_block's Keras import takes 5-15 of them
+UID_LOCKS = pathlib.Path("/run/lock" if os.path.isdir("/run/lock") else "/tmp") / "keras-diffusion-grade-uids"  # whatever TMPDIR says
 MEMORY = 4 << 30  # address space: TensorFlow's import needs about 2 GB
 FILE_SIZE = 128 << 20
 TMP_SIZE = 64 << 20
@@ -203,16 +205,36 @@ def _stdlib_paths():
 # ---- one submission's jail ---------------------------------------------------------------
 
 _slots_lock = threading.Lock()
-_slots_taken = set()
+_slots_taken = {}  # uid -> the open lock file that reserves it
 
 
 def _take_uid():
+    """A uid no other job has: not in /etc/passwd, not taken by a thread of this process, and not by another
+    grading process on this machine (each holds an exclusive lock on a root-only file for its uid while it
+    runs), so that no two children share a uid and one job's sweep never ends another's children."""
+    locks = UID_LOCKS
+    locks.mkdir(mode=0o700, exist_ok=True)
+    if locks.is_symlink() or locks.stat().st_uid != 0:
+        raise SandboxError(f"{locks} is not root's own folder: remove it and grade again")
     with _slots_lock:
         uid = UID_BASE
-        while uid in _slots_taken or _uid_exists(uid):
+        while True:
+            if uid not in _slots_taken and not _uid_exists(uid):
+                fd = os.open(locks / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    _slots_taken[uid] = fd
+                    return uid
+                except OSError:
+                    os.close(fd)
             uid += 1
-        _slots_taken.add(uid)
-        return uid
+
+
+def _give_back_uid(uid):
+    with _slots_lock:
+        fd = _slots_taken.pop(uid, None)
+        if fd is not None:
+            os.close(fd)
 
 
 def _uid_exists(uid):
@@ -254,8 +276,7 @@ class Jail:
         self.sweep()
         shutil.rmtree(self.tmp, ignore_errors=True)
         if self.uid is not None:
-            with _slots_lock:
-                _slots_taken.discard(self.uid)
+            _give_back_uid(self.uid)
 
     def put(self, name, data):
         """Write a file of the child's inbox (the child may read it, not change it)."""
