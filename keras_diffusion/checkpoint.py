@@ -21,7 +21,7 @@ from keras_diffusion import __version__
 from keras_diffusion.config import TrainConfig
 from keras_diffusion.data import NUM_CLASSES
 from keras_diffusion.models import build_model
-from keras_diffusion.models.objective import x0_parameterized
+from keras_diffusion.models.objective import parameterized
 from keras_diffusion.schedule import NoiseSchedule
 
 CONFIG = "config.json"
@@ -186,16 +186,14 @@ def _warn_leftovers(run_dir):
 def build_denoiser(config, image_shape):
     """The model a config describes (a denoiser, conditional with --conditional, or a noisy classifier).
 
-    With ``objective="x0"`` the network's output is read as x̂_0 and converted
-    to ε̂ (``models.objective``), so the run samples like any other.
+    With ``objective="x0"`` or ``"v"`` the network's output is read as x̂_0 or
+    v̂ and converted to ε̂ (``models.objective``), so the run samples like any other.
     """
     kwargs = dict(config.model_kwargs)
     if config.conditional:
         kwargs["num_classes"] = NUM_CLASSES
     network = build_model(config.model, image_shape=image_shape, timesteps=config.timesteps, **kwargs)
-    if config.objective == "x0":
-        return x0_parameterized(network, config.noise_schedule())
-    return network
+    return parameterized(network, config.noise_schedule(), config.objective)  # "eps": the network itself
 
 
 def load_run(run_dir, weights=WEIGHTS):

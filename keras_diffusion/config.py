@@ -12,7 +12,7 @@ import json
 import math
 import typing
 
-from keras_diffusion.names import DATASETS, OBJECTIVES, PRECISIONS, SCALINGS, SOURCES, STRATEGIES
+from keras_diffusion.names import DATASETS, LOSS_WEIGHTS, LR_SCHEDULES, OBJECTIVES, PRECISIONS, SCALINGS, SOURCES, STRATEGIES
 from keras_diffusion.models import CLASSIFIERS, MODELS, model_defaults, model_names
 from keras_diffusion.schedule import SCHEDULES, NoiseSchedule
 
@@ -25,10 +25,16 @@ def _field(default, help, choices=None):
 class TrainConfig:
     model: str = _field("unet", "denoiser to train (noisy_classifier: the classifier for classifier guidance)", model_names(classifiers=True))
     model_kwargs: dict = _field(None, 'JSON of extra model arguments, e.g. \'{"hidden": 256}\'')
-    objective: str = _field("eps", "what the network predicts and the loss compares: the noise (eps, DDPM) or the clean image (x0); samplers get ε̂ either way", OBJECTIVES)
+    objective: str = _field(
+        "eps", "what the network predicts and the loss compares: the noise (eps, DDPM), the clean image (x0) or the velocity (v, Salimans & Ho 2022); samplers get ε̂ either way", OBJECTIVES
+    )
+    loss_weight: str = _field("uniform", "how the loss weighs the noise levels: uniform, or min_snr (Hang et al. 2023: min(SNR, γ) on the x0 error, in any objective)", LOSS_WEIGHTS)
+    min_snr_gamma: float = _field(5.0, "γ of --loss-weight min_snr")
     epochs: int = _field(None, "passes over the training images (default: the model's)")
     batch_size: int = _field(None, "images per training step, summed over all devices (default: the model's)")
     lr: float = _field(None, "Adam learning rate (default: the model's)")
+    lr_schedule: str = _field("constant", "the learning rate over the run: constant, or cosine decay to 0 at the last epoch", LR_SCHEDULES)
+    lr_warmup: int = _field(0, "optimizer steps of linear warm-up from 0 to --lr (0 = none)")
     ema: float = _field(None, "EMA momentum of the weights (0 = off; default: the model's)")
     ema_warmup: bool = _field(True, "warm the EMA up: momentum min(ema, (1 + n)/(10 + n)) at step n, so a short run does not average in its initialisation")
     timesteps: int = _field(200, "T, the number of diffusion steps")
@@ -96,6 +102,12 @@ class TrainConfig:
             raise ValueError(f"model {self.model!r} cannot be class-conditional; use --model unet with --conditional")
         if self.objective != "eps" and self.model in CLASSIFIERS:
             raise ValueError(f"--objective is for denoisers; a classifier predicts the label (drop --objective {self.objective})")
+        if self.loss_weight != "uniform" and self.model in CLASSIFIERS:
+            raise ValueError(f"--loss-weight is for denoisers; a classifier's loss is the cross-entropy (drop --loss-weight {self.loss_weight})")
+        if not (self.min_snr_gamma > 0 and math.isfinite(self.min_snr_gamma)):
+            raise ValueError(f"min_snr_gamma must be a finite number > 0, got {self.min_snr_gamma}")
+        if self.lr_warmup < 0:
+            raise ValueError(f"lr_warmup must be >= 0 optimizer steps, got {self.lr_warmup}")
         if self.conditional and self.model in CLASSIFIERS:
             raise ValueError("--conditional is for denoisers; a classifier already predicts the label")
         if "num_classes" in (self.model_kwargs or {}):

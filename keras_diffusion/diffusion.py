@@ -5,9 +5,10 @@ import tensorflow as tf
 from keras import ops
 
 from keras_diffusion.devices import workers
-from keras_diffusion.forward import q_sample
+from keras_diffusion.forward import extract, q_sample
 from keras_diffusion.models.embeddings import num_classes_of
-from keras_diffusion.models.objective import objective_of
+from keras_diffusion.models.objective import loss_weights, objective_of
+from keras_diffusion.names import LOSS_WEIGHTS
 from keras_diffusion.reverse import predict_x0, sample
 
 
@@ -20,30 +21,36 @@ class DiffusionModel(keras.Model):
     ``cond_drop`` so that the same network also learns ε_θ(x_t, ∅), which
     classifier-free guidance needs. ``generate`` runs the reverse chain.
 
-    A denoiser built with ``objective="x0"`` (``models.objective``) is
-    trained on ‖x_0 − x̂_0‖² instead: the same network, the same ε̂ for every
-    sampler, another weighting of the noise levels.
+    A denoiser built with ``objective="x0"`` or ``"v"`` (``models.objective``)
+    is trained on ‖x_0 − x̂_0‖² or ‖v − v̂‖² instead: the same network, the same
+    ε̂ for every sampler, another weighting of the noise levels; ``loss_weight``
+    ("min_snr") reweighs them once more, per image.
 
     Args:
         denoiser: a Keras model called as ``denoiser([x_t, t])`` or ``denoiser([x_t, t, y])``.
         schedule: the ``NoiseSchedule`` used to noise and to sample.
         seed: seed of the t, ε and label-dropout draws during training.
         cond_drop: probability of the null label in training (conditional only).
+        loss_weight: "uniform" (DDPM's simple loss) or "min_snr" (Hang et al. 2023).
+        min_snr_gamma: γ of the min-SNR weighting.
 
     Reference:
         Ho et al. 2020, https://arxiv.org/abs/2006.11239;
         Ho & Salimans 2022, https://arxiv.org/abs/2207.12598 (Algorithm 1)
     """
 
-    def __init__(self, denoiser, schedule, seed=None, cond_drop=0.1, **kwargs):
+    def __init__(self, denoiser, schedule, seed=None, cond_drop=0.1, loss_weight="uniform", min_snr_gamma=5.0, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= cond_drop < 1:
             raise ValueError(f"cond_drop must be in [0, 1), got {cond_drop}")
+        if loss_weight not in LOSS_WEIGHTS:
+            raise ValueError(f"unknown loss_weight {loss_weight!r}; choose one of {', '.join(LOSS_WEIGHTS)}")
+        self.loss_weight, self.min_snr_gamma = loss_weight, float(min_snr_gamma)
         self.denoiser = denoiser
         self.num_classes = num_classes_of(denoiser)
         self.cond_drop = float(cond_drop)
         self.schedule = schedule
-        self.objective = objective_of(denoiser)  # "x0" when the denoiser ends in EpsFromX0
+        self.objective = objective_of(denoiser)  # "x0" or "v" when the denoiser ends in EpsFromX0 or EpsFromV
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         # all weights live in the (already built) denoiser; mark the wrapper built so it can be saved
@@ -104,17 +111,32 @@ class DiffusionModel(keras.Model):
         For an x_0-predicting denoiser, mean ‖x_0 − x̂_0‖² with x̂_0 recovered
         from its ε̂ (``reverse.predict_x0`` undoes ``EpsFromX0`` exactly; at
         the last t, where √ᾱ_t = 2.5e-4 for the cosine schedule, float32
-        rounding moves x̂_0 by about 1e-3, far below the loss there).
-        ``target`` ("eps" or "x0") asks for one of the two whatever the
-        denoiser was trained on: comparisons across objectives use "eps".
+        rounding moves x̂_0 by about 1e-3, far below the loss there); for a
+        v-predicting one mean ‖v − v̂‖², v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0 and
+        v̂ = √ᾱ_t·ε̂ − √(1−ᾱ_t)·x̂_0 (which undoes ``EpsFromV``). Each image's
+        error is weighted by ``models.objective.loss_weights``. ``target``
+        ("eps", "x0" or "v") asks for one of the three whatever the denoiser
+        was trained on, uniformly weighted: comparisons across objectives use "eps".
         """
         x_t = q_sample(self.schedule, x0, t, eps)  # (B, 28, 28, 1)
         inputs = [x_t, t] if labels is None else [x_t, t, tf.cast(labels, "int32")]
         # the loss stays float32 even when the denoiser computes in float16
         eps_pred = ops.cast(self.denoiser(inputs, training=training), "float32")  # (B, 28, 28, 1)
-        if (target or self.objective) == "x0":
-            return ops.mean(ops.square(x0 - predict_x0(self.schedule, x_t, t, eps_pred)))
-        return ops.mean(ops.square(eps - eps_pred))
+        objective = target or self.objective
+        if objective == "eps":
+            error = eps - eps_pred
+        else:
+            x0_pred = predict_x0(self.schedule, x_t, t, eps_pred)
+            if objective == "x0":
+                error = x0 - x0_pred
+            else:
+                root_a, root_1ma = (extract(self.schedule, name, t, 4) for name in ("sqrt_alpha_bars", "sqrt_one_minus_alpha_bars"))
+                error = (root_a * eps - root_1ma * x0) - (root_a * eps_pred - root_1ma * x0_pred)
+        per_image = ops.mean(ops.square(error), axis=tuple(range(1, len(error.shape))))  # (B,)
+        if target is not None or self.loss_weight == "uniform":
+            return ops.mean(per_image)
+        alpha_bar = extract(self.schedule, "alpha_bars", t, 1)  # (B,)
+        return ops.mean(per_image * loss_weights(alpha_bar, objective, self.loss_weight, self.min_snr_gamma))
 
     def diffusion_loss(self, x0, training=False, labels=None):
         """DDPM Algorithm 1: t ~ U{0..T−1}, ε ~ N(0, I), loss = ‖ε − ε_θ(x_t, t)‖²  (DDPM eq. 14)."""

@@ -14,4 +14,6 @@ VARIANCES = ("beta", "posterior")
 EDITS = ("inpaint", "superres", "img2img")  # python -m keras_diffusion.edit METHOD
 MASKS = ("box", "left", "right", "top", "bottom", "random")  # the region inpainting fills
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # the dtype policies a denoiser computes in
-OBJECTIVES = ("eps", "x0")  # what a denoiser's network predicts and its loss compares
+OBJECTIVES = ("eps", "x0", "v")  # what a denoiser's network predicts and its loss compares
+LOSS_WEIGHTS = ("uniform", "min_snr")  # how the loss weighs the noise levels
+LR_SCHEDULES = ("constant", "cosine")  # the learning rate over the run

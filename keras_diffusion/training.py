@@ -118,13 +118,31 @@ def _history_logger(run_dir, initial_epoch):
     return keras.callbacks.CSVLogger(str(path), append=bool(initial_epoch))
 
 
-def build_training(config, image_shape, strategy=None):
+def learning_rate(config, steps_per_epoch=None):
+    """``config.lr``, or a Keras schedule of it: ``lr_warmup`` steps rising linearly from 0, then constant
+    or (``lr_schedule="cosine"``) a cosine decay to 0 at the last step of ``config.epochs`` epochs
+    (Loshchilov & Hutter 2017, https://arxiv.org/abs/1608.03983, without restarts)."""
+    if config.lr_schedule == "constant" and not config.lr_warmup:
+        return config.lr
+    if config.lr_schedule == "cosine" and not steps_per_epoch:
+        raise ValueError("a cosine learning-rate schedule needs the number of steps an epoch takes")
+    total = config.epochs * (steps_per_epoch or 1)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=max(1, total - config.lr_warmup),
+        alpha=1.0 if config.lr_schedule == "constant" else 0.0,  # alpha 1: no decay after the warm-up
+        warmup_target=config.lr,
+        warmup_steps=config.lr_warmup,
+    )
+
+
+def build_training(config, image_shape, strategy=None, steps_per_epoch=None):
     """The schedule, denoiser and compiled DiffusionModel a config describes, weights built.
 
     Everything that owns variables is made inside ``strategy.scope()`` (the
     current strategy when None), so that each replica gets a copy, and in
     the dtype policy of ``training_precision(config)`` (the global policy is
-    restored on return).
+    restored on return). ``steps_per_epoch`` sizes a cosine learning-rate schedule.
     """
     strategy = strategy or tf.distribute.get_strategy()
     schedule = config.noise_schedule()
@@ -134,8 +152,10 @@ def build_training(config, image_shape, strategy=None):
         if is_classifier(config):
             model = NoisyClassifierModel(denoiser, schedule, seed=config.seed)
         else:
-            model = DiffusionModel(denoiser, schedule, seed=config.seed, cond_drop=config.cond_drop if config.conditional else 0.0)
-        optimizer = WarmupEMAAdam(config.lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99, ema_warmup=config.ema_warmup)
+            cond_drop = config.cond_drop if config.conditional else 0.0
+            model = DiffusionModel(denoiser, schedule, seed=config.seed, cond_drop=cond_drop, loss_weight=config.loss_weight, min_snr_gamma=config.min_snr_gamma)
+        lr = learning_rate(config, steps_per_epoch)
+        optimizer = WarmupEMAAdam(lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99, ema_warmup=config.ema_warmup)
         if policy == "mixed_float16":
             # float16 gradients underflow to 0 without a loss scale; it also skips steps with inf gradients
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -203,7 +223,7 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
         dataset, shape = latent_dataset(config, run_dir, images, labels, fresh=resume is None, seed=config.seed + initial_epoch)
     else:
         dataset, shape = make_dataset(images, config.batch_size, config.scaling, seed=config.seed + initial_epoch, labels=labels), images.shape[1:]
-    schedule, denoiser, model = build_training(config, shape, strategy)
+    schedule, denoiser, model = build_training(config, shape, strategy, steps_per_epoch=math.ceil(len(images) / config.batch_size))
     checkpoint.save_config(run_dir, config, schedule, shape)
     if initial_epoch:
         with strategy.scope():
