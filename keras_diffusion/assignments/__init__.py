@@ -7,7 +7,10 @@ In a notebook::
 
 For a class: ``python -m keras_diffusion.assignments release|grade|list``
 (see tutorials/assignments/README.md). Grading runs the student's code in a
-child process with a time limit and computes the score in this one.
+sandboxed child process (``sandbox``: bubblewrap, else Landlock, else
+resource limits only, always as an unprivileged user when run as root)
+that holds nothing that knows an answer, on inputs drawn from a secret
+seed, under one deadline; the score is computed in this process.
 """
 
 from keras_diffusion.assignments.grade import grade, grade_folder  # noqa: F401

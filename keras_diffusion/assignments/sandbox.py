@@ -93,6 +93,8 @@ def choose(requested=None, require=False):
     else:
         layer = layers[0]
     if require and layer == "rlimits":
+        if requested == "rlimits":
+            raise SandboxError("--require-sandbox refuses --sandbox rlimits: choose auto, bubblewrap or landlock")
         raise SandboxError("--require-sandbox: neither bubblewrap nor Landlock is available here (install bubblewrap: apt-get install bubblewrap)")
     return layer
 
@@ -190,11 +192,15 @@ def _package_paths(modules):
             top = file.parts[0] if file.parts else ""
             if top and top != ".." and not top.startswith("keras_diffusion"):
                 paths.add(str(dist.locate_file(top)))
+    installed = [pathlib.Path(p).resolve() for p in _python_paths()]
     for name in modules:  # a module no distribution claims (a standalone file), found where Python would find it
         spec = importlib.util.find_spec(name) if name.isidentifier() and name != "keras_diffusion" else None
         if spec and spec.origin and spec.origin not in ("built-in", "frozen"):
             origin = pathlib.Path(spec.origin)
-            paths.add(str(origin.parent if origin.name == "__init__.py" else origin))
+            found = origin.parent if origin.name == "__init__.py" else origin
+            # only what is installed: never a file of the teacher's current folder that shares the name
+            if any(found.resolve().is_relative_to(root) for root in installed):
+                paths.add(str(found))
     return sorted(p for p in paths if not pathlib.Path(p).resolve().is_relative_to(PACKAGE_DIR))
 
 
