@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from keras_diffusion import cli
+from keras_diffusion import cli, samplers
 from keras_diffusion.pretrained import add_run_arguments, resolve_run
 from keras_diffusion.names import EDITS, MASKS  # import-free, for fast --help
 from keras_diffusion.sample import add_sampler_arguments, check_sampler_arguments, guidance_settings
@@ -23,6 +23,7 @@ EXAMPLES = [
     "python -m keras_diffusion.edit inpaint --run runs/unet --images test:0-7 --mask box --resample 10 --jump 10",
     "python -m keras_diffusion.edit superres --run runs/unet --images test:0-15 --factor 4 --npz sr.npz",
     "python -m keras_diffusion.edit img2img --run runs/unet --images sketch.png --strength 0.6 --sampler ddim --steps 50",
+    "python -m keras_diffusion.edit inpaint --run runs/unet --images test:0-7 --mask box --sampler dpmpp_2m --steps 25",
 ]
 IMAGE_RANGE = re.compile(r"^(train|test):(\d+)(?:-(\d+))?$")  # test:0-15, inclusive; test:7 is one image
 ONLY = {"mask": "inpaint", "resample": "inpaint", "jump": "inpaint", "factor": "superres", "strength": "img2img"}
@@ -69,8 +70,9 @@ def _check(parser, args):
     for name in ("resample", "jump"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.resample > 1 and args.sampler != "ddpm":
-        parser.error("--resample > 1 goes back up the chain one step at a time: it needs --sampler ddpm")
+    if args.resample > 1 and not samplers.REGISTRY[args.sampler].every_step:
+        every = " or ".join(name for name, entry in samplers.REGISTRY.items() if entry.every_step)
+        parser.error(f"--resample > 1 goes back up the chain one step at a time: it needs --sampler {every}")
     if not 0 < args.strength <= 1:
         parser.error(f"--strength must be in (0, 1] (1 ignores the input image), got {args.strength}")
     if args.factor is not None and (args.factor < 2 or 28 % args.factor):
@@ -189,7 +191,8 @@ def edit(args, denoiser, schedule, config, pixels):
     from keras_diffusion.training import clip_range, sampling_clip
 
     clip = sampling_clip(config) if args.clip is None else (clip_range(config.scaling) if args.clip else None)
-    kwargs = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, variance=args.variance, clip=clip, batch_size=args.batch_size)
+    kwargs = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, variance=args.variance, clip=clip, batch_size=args.batch_size,
+                  churn=args.churn, spacing=args.spacing)
     if args.label == "all":
         raise cli.UsageError("--label all is for sample; an edit takes one --label for all its images")
     guided, _ = guidance_settings(args, config, len(pixels))  # labels and guidance, when --label is given
@@ -214,7 +217,7 @@ def edit(args, denoiser, schedule, config, pixels):
         title = f"super-resolution x{factor} (ILVR)"
     else:
         noises = [np.random.default_rng(s).standard_normal(x.shape).astype(np.float32) for s in seeds]
-        t0, _ = editing.sdedit_start(schedule, args.strength, args.steps if args.sampler == "ddim" else None)
+        t0, _ = editing.sdedit_start(schedule, args.strength, None if samplers.REGISTRY[args.sampler].every_step else args.steps, args.spacing)
         noised = x if t0 is None else q_sample(schedule, x, t0, noises[0]).numpy()
         columns = {"original": pixels, f"input, t0={t0}": to_uint8(noised, config.scaling)}
         results = [editing.img2img(denoiser, schedule, x, args.strength, seed=s, noise=e, **kwargs) for s, e in zip(seeds, noises)]

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_diffusion import samplers
 from keras_diffusion.forward import q_sample
 from keras_diffusion.names import MASKS  # import-free, for fast --help
 from keras_diffusion.reverse import sample, timestep_sequence
@@ -107,7 +108,7 @@ def inpaint(denoiser, schedule, images, mask, resample=1, jump=10, seed=None, **
     resampling (Lugmayr et al. 2022, Algorithm 1): every ``jump`` steps the
     chain goes back up ``jump`` forward steps q(x_t | x_{t−1}), r − 1 times, so
     that the generated part can adapt to the known one. Resampling needs the
-    DDPM sampler (the default); replacement works with DDIM too.
+    DDPM sampler (the default); replacement works with every sampler.
 
     Args:
         denoiser, schedule: a trained denoiser and its schedule.
@@ -215,7 +216,7 @@ def sdedit_start(schedule, strength, steps=None, spacing="uniform"):
     (almost) pure noise and ignores the image, and t_0 ≈ strength·T.
     """
     strength = check_strength(strength)
-    seq = timestep_sequence(schedule.timesteps, steps, spacing)
+    seq = timestep_sequence(schedule.timesteps, steps, spacing, schedule)
     # 1e-9: 200·(1 − 0.9) is 19.999999999999996 in floats, and 20 steps were meant
     skip = math.floor(len(seq) * (1 - strength) + 1e-9)
     return (None, 0) if skip >= len(seq) else (int(seq[skip]), len(seq) - skip)
@@ -234,7 +235,8 @@ def img2img(denoiser, schedule, images, strength=0.5, seed=None, sampler="ddpm",
         images: (N, H, W, C) float images in the run's data range (real or hand-edited).
         strength: in (0, 1], how far the result may move from the input
             (t_0 ≈ strength·T; ``sdedit_start``).
-        sampler, steps, spacing: as for ``sample``; DDIM takes ≈ strength·steps steps.
+        sampler, steps, spacing: as for ``sample``; a sampler that skips steps
+            takes ≈ strength·steps of them, DDPM every step below t_0.
         noise: ε, shaped like ``images`` (default: drawn from ``seed``).
         seed, **sample_kwargs: as for ``inpaint``.
 
@@ -242,13 +244,14 @@ def img2img(denoiser, schedule, images, strength=0.5, seed=None, sampler="ddpm",
         float32 (N, H, W, C).
     """
     images = _check_images(images, _image_shape(denoiser, sample_kwargs))
-    t0, length = sdedit_start(schedule, strength, steps if sampler == "ddim" else None, spacing)
+    every_step = samplers.entry(sampler).every_step  # DDPM takes all the steps below t_0; the others S·strength
+    t0, length = sdedit_start(schedule, strength, None if every_step else steps, spacing)
     if t0 is None:
         return images.copy()
     seed = int(np.random.SeedSequence().generate_state(1)[0] % 2**31) if seed is None else int(seed)
     noise = np.random.default_rng([seed, 1]).standard_normal(images.shape).astype(np.float32) if noise is None else noise
     x_t0 = ops.convert_to_numpy(q_sample(schedule, images, t0, noise))  # (N, H, W, C)
-    steps = length if sampler == "ddim" else None
+    steps = None if every_step else length
     return sample(denoiser, schedule, len(images), sampler=sampler, steps=steps, spacing=spacing, seed=seed, start=t0, x_T=x_t0, **sample_kwargs)
 
 

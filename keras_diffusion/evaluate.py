@@ -13,7 +13,7 @@ import pathlib
 import sys
 import time
 
-from keras_diffusion import cli
+from keras_diffusion import cli, samplers
 from keras_diffusion.pretrained import add_run_arguments, resolve_run
 from keras_diffusion.sample import add_sampler_arguments, check_sampler_arguments
 
@@ -22,6 +22,7 @@ EXAMPLES = [
     "python -m keras_diffusion.evaluate --run runs/unet --n 2000 --sampler ddim --steps 50",
     "python -m keras_diffusion.evaluate --run runs/unet --bpd --no-fid --n 1000  # bits/dim on test images",
     "python -m keras_diffusion.evaluate --run runs/unet --n 500 --sampler ddim --steps 10 20 50 200 --figure fid.png",
+    "python -m keras_diffusion.evaluate --run runs/unet --n 500 --sampler dpmpp_2m --spacing karras --steps 5 10 20   # FID against NFE",
     "python -m keras_diffusion.evaluate --run runs/mlp runs/unet --n 2000 --bpd --markdown   # a table of runs",
     "python -m keras_diffusion.evaluate --npz samples.npz                        # images from anywhere",
     "python -m keras_diffusion.evaluate --real --n 2000                          # the floor only",
@@ -78,6 +79,13 @@ def parse_args(argv=None):
     return args
 
 
+def _timesteps(run):
+    """T of a run, from its config.json (without loading the model)."""
+    from keras_diffusion.checkpoint import read_config
+
+    return read_config(run)[1].timesteps
+
+
 def _log(message):
     print(message, file=sys.stderr, flush=True)
 
@@ -113,7 +121,10 @@ def main(argv=None):
             start = time.time()
             result = {"source": run or args.npz or "real train images", "n": args.n}
             if run:
-                result.update(sampler=args.sampler, steps=steps, eta=args.eta if args.sampler == "ddim" else None)
+                result.update(sampler=args.sampler, steps=steps, eta=args.eta if "eta" in samplers.REGISTRY[args.sampler].options else None)
+                result.update(spacing=args.spacing, nfe=samplers.nfe(args.sampler, steps or _timesteps(run), args.guidance or 0.0))
+                if args.churn:
+                    result["churn"] = args.churn
                 result.update({k: getattr(args, k) for k in ("guidance", "classifier_scale") if getattr(args, k) is not None})
             if args.fid:
                 result.update(_fid(args, evaluator, run, steps))
@@ -146,7 +157,7 @@ def _emit(args, results, printed=False):
 
 def markdown_table(results):
     """The results as a Markdown table, one row per run and step count."""
-    columns = [("source", "run"), ("sampler", "sampler"), ("steps", "steps"), ("guidance", "w"), ("classifier_scale", "classifier scale"),
+    columns = [("source", "run"), ("sampler", "sampler"), ("steps", "steps"), ("nfe", "NFE"), ("guidance", "w"), ("classifier_scale", "classifier scale"),
                ("n", "n"), ("fid", "FID"), ("floor", "floor"), ("class_entropy", "class entropy"),
                ("label_accuracy", "label accuracy"), ("bpd", "bits/dim"), ("seconds", "seconds")]
     columns = [(key, title) for key, title in columns if any(key in r for r in results)]

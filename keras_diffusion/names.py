@@ -3,13 +3,13 @@
 ``--help`` and argument errors must answer at once, and importing TensorFlow
 takes seconds: the parsers read their choices here, and the modules that use
 them (data, devices, reverse) import them from here, so there is one list.
+The samplers' names live with their registry, ``samplers``, which is import-free too.
 """
 
 DATASETS = ("fashion_mnist", "mnist")
 SCALINGS = ("zero_one", "minus_one_one")  # [0, 1] as the classic demo, [-1, 1] as DDPM
 SOURCES = ("auto", "idx", "tfds", "keras")
 STRATEGIES = ("default", "mirrored", "multiworker")
-SAMPLERS = ("ddpm", "ddim")
 VARIANCES = ("beta", "posterior")
 EDITS = ("inpaint", "superres", "img2img")  # python -m keras_diffusion.edit METHOD
 MASKS = ("box", "left", "right", "top", "bottom", "random")  # the region inpainting fills

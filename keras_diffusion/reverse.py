@@ -3,7 +3,8 @@
 The step functions are plain ``keras.ops`` math on tensors. ``sample`` runs
 every step for a whole batch inside ONE compiled ``tf.function``: the
 denoiser, the update and the noise all stay on the device, and the host sees
-the result once at the end.
+the result once at the end. Which update that loop makes is the sampler's
+step rule, looked up by name in ``keras_diffusion.samplers``.
 """
 
 import logging
@@ -13,10 +14,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_diffusion import samplers
 from keras_diffusion.forward import extract, q_step
-from keras_diffusion.names import SAMPLERS, VARIANCES  # import-free, for fast --help
+from keras_diffusion.names import VARIANCES  # import-free, for fast --help
+from keras_diffusion.samplers import SPACINGS, nfe  # noqa: F401  (import-free; nfe is re-exported for callers of sample)
 
-SPACINGS = ("uniform", "quadratic")
+KARRAS_RHO = 7.0  # Karras et al. 2022, eq. 5: ρ = 7 spends more steps at low noise
 
 
 def predict_x0(schedule, x_t, t, eps_pred):
@@ -110,11 +113,13 @@ def ddim_step(schedule, x_t, t, t_prev, eps_pred, eta=0.0, noise=None, clip=None
     return x_prev
 
 
-def timestep_sequence(timesteps, steps=None, spacing="uniform"):
+def timestep_sequence(timesteps, steps=None, spacing="uniform", schedule=None):
     """The descending timesteps τ_S > ... > τ_1 a sampler visits: starts at T−1, ends at 0.
 
     Works for any S ≤ T, whether or not S divides T; ``quadratic`` spacing
-    (DDIM sec. 5) puts more steps near t = 0, where images get their detail.
+    (DDIM sec. 5) puts more steps near t = 0, where images get their detail;
+    ``karras`` spaces the noise levels σ = sqrt((1−ᾱ)/ᾱ) of ``schedule`` as
+    Karras et al. 2022, eq. 5 (ρ = 7), each moved to the timestep nearest in log σ.
     """
     steps = timesteps if steps is None else steps
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -123,17 +128,30 @@ def timestep_sequence(timesteps, steps=None, spacing="uniform"):
         raise ValueError(f"steps must be <= timesteps (T={timesteps}), got steps={steps}")
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}; got {spacing!r}")
+    if spacing == "karras" and (schedule is None or schedule.timesteps < timesteps):
+        raise ValueError("karras spacing needs schedule=: the noise schedule whose σ_t it spaces")
     if steps == 1:
         return np.array([timesteps - 1])
     if spacing == "uniform":
-        seq = np.round(np.linspace(0, timesteps - 1, steps)).astype(int)
-    else:
+        return np.round(np.linspace(0, timesteps - 1, steps)).astype(int)[::-1].copy()
+    if spacing == "quadratic":
         seq = np.round(np.linspace(0, np.sqrt(timesteps - 1), steps) ** 2).astype(int)
-        # squares crowd near 0: push duplicates up, then keep the top at T−1
-        for i in range(1, steps):
-            seq[i] = max(seq[i], seq[i - 1] + 1)
-        seq = np.minimum(seq, timesteps - steps + np.arange(steps))
-    return seq[::-1].copy()
+    else:
+        log_sigmas = np.log(np.sqrt((1.0 - schedule.alpha_bars[:timesteps]) / schedule.alpha_bars[:timesteps]))  # (T,), increasing
+        low, high = np.exp(log_sigmas[[0, -1]] / KARRAS_RHO)
+        # σ_i = (σ_min^{1/ρ} + i/(S−1)·(σ_max^{1/ρ} − σ_min^{1/ρ}))^ρ, ascending here   (Karras et al. 2022, eq. 5)
+        targets = KARRAS_RHO * np.log(low + np.linspace(0, 1, steps) * (high - low))
+        seq = np.argmin(np.abs(log_sigmas[None, :] - targets[:, None]), axis=1)
+    return _distinct(seq, timesteps)[::-1].copy()
+
+
+def _distinct(seq, timesteps):
+    """An ascending sequence from 0 made strictly increasing and ending at T−1: rounding crowds steps near 0."""
+    steps = len(seq)
+    seq = np.array(seq, dtype=int)
+    for i in range(1, steps):  # push duplicates up, then keep the top at T−1
+        seq[i] = max(seq[i], seq[i - 1] + 1)
+    return np.minimum(seq, timesteps - steps + np.arange(steps))
 
 
 def step_plan(seq, jump=1, resample=1):
@@ -143,7 +161,8 @@ def step_plan(seq, jump=1, resample=1):
     (Lugmayr et al. 2022, Algorithm 1 and sec. 4.2) goes back up ``jump`` steps
     of the forward chain q(x_t | x_{t−1}) every ``jump`` steps, ``resample − 1``
     times, so that the constrained and the generated parts harmonise; an up
-    move at t takes x_{t−1} back to x_t. Resampling needs every step (DDPM).
+    move at t takes x_{t−1} back to x_t. Resampling needs a sampler that takes
+    every step (``samplers.Entry.every_step``: DDPM).
     """
     if resample == 1:
         return [(int(t), False) for t in seq]
@@ -161,18 +180,18 @@ def step_plan(seq, jump=1, resample=1):
     return plan
 
 
-def _validate(sampler, variance, eta, n, jump, resample):
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+def _validate(sampler, variance, eta, churn, n, jump, resample):
+    samplers.entry(sampler)
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {', '.join(VARIANCES)}; got {variance!r}")
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
+    if not churn >= 0:
+        raise ValueError(f"churn must be >= 0, got {churn}")
     for name, value in (("n", n), ("jump", jump), ("resample", resample)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if resample > 1 and sampler != "ddpm":
-        raise ValueError("resampling (resample > 1) goes back up the forward chain one step at a time: use sampler='ddpm'")
+    samplers.check_options(sampler, eta, churn, resample)
 
 
 # denoiser -> {settings: compiled loop}. Weak keys, and the loops reach the
@@ -196,53 +215,61 @@ class _ExpectedRetracing(logging.Filter):
 tf.get_logger().addFilter(_ExpectedRetracing())
 
 
-def _compiled_loop(denoiser, schedule, sampler, plan, snap_pos, variance, eta, clip, recompute_eps, guide, constraint, jit_compile):
+def _compiled_loop(denoiser, schedule, rule, plan, snap_pos, guide, constraint, jit_compile):
     """One tf.function that runs every move of ``plan`` for a batch (cached per settings).
 
-    Each down move asks the guide for ε̃ (the denoiser, perhaps guided), takes
-    one DDPM or DDIM step, then lets the constraint (an edit) adjust the new
-    state; an up move re-noises one step with q(x_t | x_{t−1}).
+    Each down move lets the sampler's step rule take the state (and its
+    history, for multistep rules) from t to the next visited timestep, asking
+    the guide for ε̃ (the denoiser, perhaps guided) as often as the rule needs;
+    then the constraint (an edit) adjusts the new state. An up move re-noises
+    one step with q(x_t | x_{t−1}).
     """
-    settings = (sampler, tuple(plan), tuple(snap_pos), variance, eta, clip, recompute_eps, guide.key)
+    settings = (rule.key, tuple(plan), tuple(snap_pos), guide.key)
     key = (tuple(schedule.betas),) + settings + (None if constraint is None else constraint.key, jit_compile)
     cache = _LOOPS.setdefault(denoiser, {})
     if key in cache:
         return cache[key]
     downs = [t for t, up in plan if not up]
-    next_down = {}  # the timestep after each down move: DDIM's τ'
-    for t_now, t_next in zip(downs, downs[1:] + [-1]):
+    next_down, last_down = {}, {}  # the timestep after each down move (DDIM's τ') and before it (−2: none)
+    for t_last, t_now, t_next in zip([-2] + downs[:-1], downs, downs[1:] + [-1]):
         next_down.setdefault(t_now, t_next)
+        last_down.setdefault(t_now, t_last)
     plan_t = tf.constant([t for t, _ in plan], tf.int32)  # (P,)
     plan_up = tf.constant([up for _, up in plan], tf.bool)  # (P,)
     plan_prev = tf.constant([next_down.get(t, t - 1) for t, _ in plan], tf.int32)  # (P,)
+    plan_last = tf.constant([last_down.get(t, -2) for t, _ in plan], tf.int32)  # (P,)
     any_up = any(up for _, up in plan)
     snap_pos_t = tf.constant(snap_pos, tf.int32)  # (K,)
     denoiser_ref = weakref.ref(denoiser)
 
-    def down(x, t, t_prev, z, labels, inputs, seed):
+    def down(x, history, move, z, labels, inputs, seed):
         batch = tf.shape(x)[0]
-        eps_pred = guide.eps(denoiser_ref(), schedule, x, tf.fill([batch], t), labels)  # (B, H, W, C)
-        if sampler == "ddpm":
-            x = ddpm_step(schedule, x, t, eps_pred, z, variance=variance, clip=clip)
-        else:
-            x = ddim_step(schedule, x, t, t_prev, eps_pred, eta=eta, noise=z, clip=clip, recompute_eps=recompute_eps)
-        return x if constraint is None else constraint.apply(schedule, x, t_prev, inputs, seed)
+
+        def eps(x_t, t):
+            return guide.eps(denoiser_ref(), schedule, x_t, tf.fill([batch], t), labels)  # (B, H, W, C)
+
+        x, history = rule.step(eps, x, move, z, history)
+        return (x if constraint is None else constraint.apply(schedule, x, move.t_prev, inputs, seed)), history
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def loop(x, seed, labels, inputs):
         shape = x.shape
         snaps = tf.zeros(tf.concat([[len(snap_pos)], tf.shape(x)], 0))  # (K, B, H, W, C)
+        history = rule.start(x)  # e.g. the previous x̂_0 of a multistep rule, shaped like x
         for i in tf.range(len(plan)):
-            t, t_prev = plan_t[i], plan_prev[i]
+            move = samplers.Move(plan_t[i], plan_prev[i], plan_last[i])
             step_seed = tf.random.experimental.stateless_fold_in(seed, i)
             z = tf.random.stateless_normal(tf.shape(x), seed=step_seed)
             edit_seed = tf.random.experimental.stateless_fold_in(step_seed, 1)
             if any_up:
-                x = tf.cond(plan_up[i], lambda: q_step(schedule, x, t, z), lambda: down(x, t, t_prev, z, labels, inputs, edit_seed))
+                x, history = tf.cond(
+                    plan_up[i], lambda: (q_step(schedule, x, move.t, z), history), lambda: down(x, history, move, z, labels, inputs, edit_seed)
+                )
             else:
-                x = down(x, t, t_prev, z, labels, inputs, edit_seed)
+                x, history = down(x, history, move, z, labels, inputs, edit_seed)
             # keep the static shape: some denoisers lose the batch size, and the loop needs it fixed
             x = tf.ensure_shape(x, shape)
+            history = tuple(tf.ensure_shape(h, shape) for h in history)
             if len(snap_pos):
                 hit = tf.reshape(tf.cast(tf.equal(snap_pos_t, i), x.dtype), (-1, 1, 1, 1, 1))
                 snaps = hit * x[None] + (1 - hit) * snaps
@@ -273,6 +300,7 @@ def sample(
     classifier=None,
     classifier_scale=0.0,
     recompute_eps=True,
+    churn=0.0,
     constraint=None,
     start=None,
     jump=1,
@@ -286,17 +314,20 @@ def sample(
             ``denoiser([x_t, t, y])`` when class-conditional.
         schedule: the ``NoiseSchedule`` the denoiser was trained with.
         n: number of images.
-        sampler: ``"ddpm"`` (every step, DDPM Algorithm 2) or ``"ddim"``.
-        steps: number of DDIM steps S ≤ T (default T); DDPM always takes T.
+        sampler: a name in ``samplers.SAMPLERS``: ``"ddpm"`` (every step, DDPM
+            Algorithm 2), ``"ddim"``, ``"dpmpp_2m"``, ``"dpmpp_2m_sde"`` or ``"heun"``.
+        steps: number of sampler steps S ≤ T (default T); DDPM always takes T.
+            ``samplers.nfe(sampler, steps, guidance)`` is their cost in network calls.
         eta: DDIM's η (0 = deterministic).
         seed: integer seed; the same seed gives the same images.
         snapshots: timesteps at which to keep the batch; the snapshot at t is
-            the state after the step at t (so t = 0 is the final image). For
-            DDIM, a t between visited steps is taken after the first visited
-            step ≤ t.
+            the state after the step at t (so t = 0 is the final image). When
+            steps < T, a t between visited steps is taken after the first
+            visited step ≤ t.
         clip: ``None`` or a (low, high) range for x̂_0 at every step.
         variance: DDPM's σ_t², ``"beta"`` or ``"posterior"``.
-        spacing: DDIM's timestep spacing, ``"uniform"`` or ``"quadratic"``.
+        spacing: the timestep spacing of S < T steps: ``"uniform"``, ``"quadratic"``
+            or ``"karras"`` (``timestep_sequence``).
         image_shape: (H, W, C); read from the denoiser's input when omitted.
         batch_size: images per compiled call.
         x_T: optional starting noise, shape (n, H, W, C).
@@ -308,7 +339,9 @@ def sample(
         classifier: a noise-aware classifier ``classifier([x_t, t])`` → logits.
         classifier_scale: classifier guidance scale s ≥ 0 (``guidance.classifier_eps``).
         recompute_eps: DDIM with ``clip`` re-derives ε̂ from the clipped x̂_0
-            (see ``ddim_step``).
+            (see ``ddim_step``); the other solvers always work from the clipped x̂_0.
+        churn: Heun's S_churn ≥ 0 (Karras et al. 2022, Algorithm 2): 0 is the
+            deterministic ODE solver.
         constraint: an edit applied inside the loop after every step (see
             ``editing``): an object with ``key`` (hashable settings),
             ``inputs(start, size)`` (a dict of the batch's arrays) and
@@ -326,11 +359,12 @@ def sample(
     """
     from keras_diffusion.guidance import Guide
 
-    _validate(sampler, variance, eta, n, jump, resample)
-    if sampler == "ddpm" and steps not in (None, schedule.timesteps):
-        raise ValueError(f"the ddpm sampler takes all T={schedule.timesteps} steps; use sampler='ddim' for steps={steps}")
+    _validate(sampler, variance, eta, churn, n, jump, resample)
+    if samplers.entry(sampler).every_step and steps not in (None, schedule.timesteps):
+        others = " or ".join(f"sampler={name!r}" for name in samplers.STEPPED)
+        raise ValueError(f"the {sampler} sampler takes all T={schedule.timesteps} steps; use {others} for steps={steps}")
     length = schedule.timesteps if start is None else _start_length(schedule, start, x_T)
-    seq = timestep_sequence(length, steps, spacing)
+    seq = timestep_sequence(length, steps, spacing, schedule)
     plan = step_plan(seq, jump, resample)
     snap_t = np.asarray([] if snapshots is None else snapshots, dtype=int).reshape(-1)
     schedule.check_t(snap_t)
@@ -343,7 +377,10 @@ def sample(
     all_labels = guide.labels(labels, n)
     if all_labels.shape != (n,):
         raise ValueError(f"labels must be one label or one per image, shape ({n},); got shape {all_labels.shape}")
-    loop = _compiled_loop(denoiser, schedule, sampler, plan, snap_pos, variance, float(eta), clip, bool(recompute_eps), guide, constraint, jit_compile)
+    rule = samplers.entry(sampler).load()(
+        schedule, len(seq), clip=clip, eta=float(eta), variance=variance, recompute_eps=bool(recompute_eps), churn=float(churn)
+    )
+    loop = _compiled_loop(denoiser, schedule, rule, plan, snap_pos, guide, constraint, jit_compile)
 
     images, snaps = [], []
     for first in range(0, n, batch_size):

@@ -8,15 +8,18 @@ import pathlib
 import sys
 import time
 
-from keras_diffusion import cli
+from keras_diffusion import cli, samplers
 from keras_diffusion.pretrained import add_run_arguments, resolve_run
-from keras_diffusion.names import SAMPLERS, VARIANCES
+from keras_diffusion.names import VARIANCES
 
 EXAMPLES = [
     "python -m keras_diffusion.sample --run runs/unet --n 64 --out samples.png",
     "python -m keras_diffusion.sample --pretrained unet-fashion-mnist --n 64 --out samples.png   # no training",
     "python -m keras_diffusion.sample --run runs/unet --n 1000 --npz samples.npz --seed 1",
     "python -m keras_diffusion.sample --run runs/unet --sampler ddim --steps 50",
+    "python -m keras_diffusion.sample --run runs/unet --sampler dpmpp_2m --steps 20   # 20 network calls an image",
+    "python -m keras_diffusion.sample --run runs/unet --sampler heun --steps 10 --spacing karras   # 19 calls",
+    "python -m keras_diffusion.sample --run runs/unet --sampler dpmpp_2m_sde --steps 25 --spacing karras",
     "python -m keras_diffusion.sample --run runs/cond --label sneaker --guidance 3",
     "python -m keras_diffusion.sample --run runs/cond --label all --n 80   # one row a class",
     "python -m keras_diffusion.sample --run runs/unet --label bag --classifier runs/clf --classifier-scale 2",
@@ -26,12 +29,18 @@ EXAMPLES = [
 def add_sampler_arguments(parser, many_steps=False):
     """The sampler flags that sample and evaluate share (evaluate takes several --steps)."""
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")
-    parser.add_argument("--sampler", default="ddpm", choices=SAMPLERS, help="ddpm (T steps) or ddim (default: ddpm)")
+    summaries = "; ".join(f"{name}: {entry.summary}" for name, entry in samplers.REGISTRY.items())
+    parser.add_argument("--sampler", default="ddpm", choices=samplers.SAMPLERS, help=f"{summaries} (default: ddpm)")
     if many_steps:
-        parser.add_argument("--steps", type=int, nargs="+", help="DDIM steps, at most T; several values score each (default: T)")
+        parser.add_argument("--steps", type=int, nargs="+", help="sampler steps, at most T; several values score each (default: T)")
     else:
-        parser.add_argument("--steps", type=int, help="DDIM steps, at most T (default: T)")
+        parser.add_argument("--steps", type=int, help="sampler steps, at most T (default: T)")
+    parser.add_argument(
+        "--spacing", default="uniform", choices=samplers.SPACINGS,
+        help="how the steps spread over t: uniform, quadratic (DDIM), karras (rho = 7, Karras et al. 2022) (default: uniform)",
+    )
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 like DDPM (default: 0)")
+    parser.add_argument("--churn", type=float, default=0.0, help="Heun's S_churn: fresh noise before each step, 0 = the ODE (default: 0)")
     parser.add_argument("--variance", default="beta", choices=VARIANCES, help="DDPM sigma_t^2 (default: beta)")
     parser.add_argument(
         "--clip", action=argparse.BooleanOptionalAction, help="clip the predicted x0 to the data range at each step (default: as the run)"
@@ -59,13 +68,18 @@ def check_sampler_arguments(parser, args):
     for name in ("n", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.steps is not None and args.sampler == "ddpm":
-        parser.error("--steps needs --sampler ddim (DDPM always takes all T steps)")
+    if args.steps is not None and samplers.REGISTRY[args.sampler].every_step:
+        parser.error(f"--steps needs --sampler {', '.join(samplers.STEPPED)} ({args.sampler} always takes all T steps)")
     for steps in args.steps if isinstance(args.steps, list) else [args.steps]:
         if steps is not None and steps < 1:
             parser.error(f"--steps must be >= 1, got {steps}")
-    if not args.eta >= 0:
-        parser.error(f"--eta must be >= 0, got {args.eta}")
+    for flag in ("eta", "churn"):
+        if not getattr(args, flag) >= 0:
+            parser.error(f"--{flag} must be >= 0, got {getattr(args, flag)}")
+    for flag in ("eta", "churn"):  # options a sampler does not read would be silently ignored
+        takers = [name for name, entry in samplers.REGISTRY.items() if flag in entry.options]
+        if getattr(args, flag) and args.sampler not in takers:
+            parser.error(f"--{flag} is for --sampler {' or '.join(takers)}, not {args.sampler}")
     for flag in ("guidance", "classifier_scale"):
         value = getattr(args, flag)
         if value is not None and not value >= 0:
@@ -150,6 +164,8 @@ def draw(args, run_dir, n, steps=None):
         batch_size=args.batch_size,
         progress=SamplingProgress(n),  # a line after a batch when 30 s have passed
         recompute_eps=args.recompute_eps,
+        spacing=args.spacing,
+        churn=args.churn,
         **guided,
     )
     if decode is not None:  # a latent run draws latents z_0: the image is D(z_0 / s), and decoding is part of the time
@@ -202,6 +218,7 @@ def main(argv=None):
         print(f"wrote {args.npz} (images: {pixels.shape} uint8)")
     if args.out:
         title = f"{config.model}, {args.sampler}" + (f" {args.steps} steps" if args.steps else "") + _guidance_title(args, config)
+        title += "" if args.spacing == "uniform" else f", {args.spacing} spacing"
         shown, ncols = pixels, None
         if args.label == "all":  # one row a class, at most 16 of each, so every class shows
             per_class = n // 10
@@ -209,8 +226,19 @@ def main(argv=None):
             shown = pixels.reshape(10, per_class, *pixels.shape[1:])[:, :ncols].reshape(-1, *pixels.shape[1:])
         plot_samples(shown, title=title, path=pathlib.Path(args.out), ncols=ncols)
         print(f"wrote {args.out}")
-    print(f"{n} images in {seconds:.1f} s ({n / seconds:.1f} images/s)")
+    print(f"{n} images in {seconds:.1f} s ({n / seconds:.1f} images/s), {network_calls(args, config)} network evaluations an image")
     return 0
+
+
+def network_calls(args, config):
+    """The NFE of one image with these flags: ``samplers.nfe`` (classifier-free guidance counts two)."""
+    from keras_diffusion.guidance import DEFAULT_GUIDANCE
+
+    steps = args.steps or config.timesteps
+    guidance = 0.0
+    if args.label is not None and config.conditional:
+        guidance = (0.0 if args.classifier else DEFAULT_GUIDANCE) if args.guidance is None else args.guidance
+    return samplers.nfe(args.sampler, steps, guidance)
 
 
 def _guidance_title(args, config):
