@@ -5,20 +5,14 @@ same dataclass is written to a run's ``config.json``: there is no second list
 of options to keep in sync.
 """
 
-import argparse
 import dataclasses
 import inspect
-import json
 import math
-import typing
 
+from keras_diffusion.fields import add_arguments, check_choices, check_types, field as _field, from_arguments, from_dict  # noqa: F401 (re-exported)
 from keras_diffusion.names import DATASETS, LOSS_WEIGHTS, LR_SCHEDULES, OBJECTIVES, PRECISIONS, SCALINGS, SOURCES, STRATEGIES
 from keras_diffusion.models import CLASSIFIERS, MODELS, model_defaults, model_names
 from keras_diffusion.schedule import SCHEDULES, NoiseSchedule
-
-
-def _field(default, help, choices=None):
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclasses.dataclass
@@ -69,8 +63,8 @@ class TrainConfig:
     def resolved(self):
         """A copy with the model's defaults filled in and every value checked."""
         # checked before the model's defaults are looked up, so a bad name or type is named as such
-        _check_types(dataclasses.asdict(self))
-        _check_choices(self)
+        check_types(dataclasses.asdict(self), TrainConfig)
+        check_choices(self)
         defaults = model_defaults(self.model)
         if self.strategy != "default":
             defaults["steps_per_execution"] = 1  # see validate
@@ -86,8 +80,8 @@ class TrainConfig:
 
     def validate(self):
         """Raise ValueError naming the first field that is out of range."""
-        _check_types(dataclasses.asdict(self))
-        _check_choices(self)
+        check_types(dataclasses.asdict(self), TrainConfig)
+        check_choices(self)
         for name in ("epochs", "batch_size", "timesteps", "n_samples", "steps_per_execution", "latent_channels", "autoencoder_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -144,12 +138,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values):
         """Inverse of ``to_dict``; unknown keys and wrong types raise ValueError naming the key."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
-        _check_types(values, cls)
-        return cls(**values)
+        return from_dict(cls, values)
 
 
 # A latent run's U-Net works at 7x7, which cannot be halved twice as 28x28 is: one level, wider, with
@@ -209,58 +198,6 @@ def apply_determinism(config):
         tf.config.experimental.enable_op_determinism()
 
 
-def add_arguments(parser, cls=TrainConfig):
-    """Add one ``--flag`` per dataclass field, typed and with its help text."""
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        kind = hints[field.name]
-        flag = "--" + field.name.replace("_", "-")
-        if kind is bool:
-            # False by default: a plain switch; None (the model decides): --flag / --no-flag
-            action = "store_true" if field.default is False else argparse.BooleanOptionalAction
-            parser.add_argument(flag, action=action, default=field.default, help=field.metadata["help"])
-            continue
-        parse = _json_dict if kind is dict else kind
-        metavar = "JSON" if kind is dict else None
-        parser.add_argument(
-            flag,
-            type=parse,
-            default=field.default,
-            choices=field.metadata.get("choices"),
-            help=field.metadata["help"] + ("" if field.default is None else f" (default: {field.default})"),
-            metavar=metavar,
-        )
-
-
-def from_arguments(args, cls=TrainConfig):
-    """The dataclass built from parsed argparse arguments."""
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
-
-
-def _check_types(values, cls=TrainConfig):
-    """Raise ValueError naming the first key whose value has the wrong type (None only where it is the default)."""
-    hints = typing.get_type_hints(cls)
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    for key, value in values.items():
-        expected = hints[key]
-        if value is None:
-            ok = defaults[key] is None
-        elif isinstance(value, bool):
-            ok = expected is bool  # bool is an int to Python, but true is not a number of epochs
-        else:
-            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
-        if not ok:
-            raise ValueError(f"config key {key!r} must be {expected.__name__}, got {value!r}")
-
-
-def _check_choices(config):
-    for field in dataclasses.fields(config):
-        choices = field.metadata.get("choices")
-        value = getattr(config, field.name)
-        if choices and value is not None and value not in choices:
-            raise ValueError(f"{field.name} must be one of {', '.join(choices)}; got {value!r}")
-
-
 def _check_model_kwargs(model, kwargs):
     """Refuse model_kwargs the builder does not take, before any data is loaded."""
     if not kwargs:
@@ -273,13 +210,3 @@ def _check_model_kwargs(model, kwargs):
     for key in kwargs or {}:
         if key not in allowed:
             raise ValueError(f"model_kwargs: model {model!r} has no argument {key!r}; it takes {', '.join(allowed)}")
-
-
-def _json_dict(text):
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({error.msg}): {text}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"hidden\": 256}}', got {text}")
-    return value

@@ -70,7 +70,7 @@ def _check(parser, args):
     for name in ("resample", "jump"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.resample > 1 and not samplers.REGISTRY[args.sampler].every_step:
+    if args.resample > 1 and not samplers.REGISTRY[args.sampling.sampler].every_step:
         every = " or ".join(name for name, entry in samplers.REGISTRY.items() if entry.every_step)
         parser.error(f"--resample > 1 goes back up the chain one step at a time: it needs --sampler {every}")
     if not 0 < args.strength <= 1:
@@ -188,15 +188,15 @@ def edit(args, denoiser, schedule, config, pixels):
     from keras_diffusion import editing
     from keras_diffusion.data import scale_images, to_uint8
     from keras_diffusion.forward import q_sample
-    from keras_diffusion.training import clip_range, sampling_clip
+    from keras_diffusion.sample import resolve_sampling
 
-    clip = sampling_clip(config) if args.clip is None else (clip_range(config.scaling) if args.clip else None)
-    kwargs = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, variance=args.variance, clip=clip, batch_size=args.batch_size,
-                  churn=args.churn, spacing=args.spacing)
+    sampling = resolve_sampling(args.sampling, config)
+    kwargs = sampling.sample_kwargs(config.scaling)
+    del kwargs["seed"]  # one result per seed below
     if args.label == "all":
         raise cli.UsageError("--label all is for sample; an edit takes one --label for all its images")
     guided, _ = guidance_settings(args, config, len(pixels))  # labels and guidance, when --label is given
-    kwargs.update(guided, recompute_eps=args.recompute_eps)
+    kwargs.update(guided)
     x = scale_images(pixels, config.scaling)  # (N, h, w, 1)
     seeds = [args.seed + k for k in range(args.seeds)]
     columns = {}
@@ -217,14 +217,14 @@ def edit(args, denoiser, schedule, config, pixels):
         title = f"super-resolution x{factor} (ILVR)"
     else:
         noises = [np.random.default_rng(s).standard_normal(x.shape).astype(np.float32) for s in seeds]
-        t0, _ = editing.sdedit_start(schedule, args.strength, None if samplers.REGISTRY[args.sampler].every_step else args.steps, args.spacing)
+        t0, _ = editing.sdedit_start(schedule, args.strength, None if samplers.REGISTRY[sampling.sampler].every_step else sampling.steps, sampling.spacing)
         noised = x if t0 is None else q_sample(schedule, x, t0, noises[0]).numpy()
         columns = {"original": pixels, f"input, t0={t0}": to_uint8(noised, config.scaling)}
         results = [editing.img2img(denoiser, schedule, x, args.strength, seed=s, noise=e, **kwargs) for s, e in zip(seeds, noises)]
         title = f"image-to-image (SDEdit), strength {args.strength}"
     results = np.stack([to_uint8(r, config.scaling) for r in results])  # (S, N, 28, 28, 1)
     columns.update({f"seed {s}": r for s, r in zip(seeds, results)})
-    return columns, results, f"{title}, {args.sampler}" + (f" {args.steps} steps" if args.steps else "")
+    return columns, results, f"{title}, {sampling.describe()}"
 
 
 def _same_size(x, method):
@@ -242,8 +242,6 @@ def main(argv=None):
     shape = tuple(denoiser.inputs[0].shape[1:])
     if shape != (28, 28, 1):
         raise cli.UsageError(f"--run {args.run}: its denoiser works on {shape} arrays; editing needs a pixel-space run on 28x28x1 images")
-    if args.steps is not None and args.steps > schedule.timesteps:
-        raise cli.UsageError(f"--steps must be <= T={schedule.timesteps} of this run, got {args.steps}")
     pixels = read_images(args.images, args.data_dir)  # (N, h, w, 1) uint8
     if args.method != "superres":
         _same_size(pixels, args.method)

@@ -73,17 +73,18 @@ def parse_args(argv=None):
     if args.npz and not pathlib.Path(args.npz).is_file():
         parser.error(f"--npz {args.npz}: no such file")
     if args.figure and not (args.run and args.steps):
-        parser.error("--figure plots FID against --steps: give --run and --sampler ddim --steps ...")
+        parser.error("--figure plots FID against --steps: give --run and --steps ...")
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     return args
 
 
-def _timesteps(run):
-    """T of a run, from its config.json (without loading the model)."""
+def _resolved(run, sampling):
+    """The sampling settings with the run's defaults (T, clipping), read from its config.json without loading the model."""
     from keras_diffusion.checkpoint import read_config
+    from keras_diffusion.sample import resolve_sampling
 
-    return read_config(run)[1].timesteps
+    return resolve_sampling(sampling, read_config(run)[0])
 
 
 def _log(message):
@@ -117,18 +118,20 @@ def main(argv=None):
     )
     results = []
     for run in args.run or [None]:
-        for steps in args.steps or [None]:
+        for first, sampling in zip([True] + [False] * len(args.samplings), args.samplings):
             start = time.time()
             result = {"source": run or args.npz or "real train images", "n": args.n}
             if run:
-                result.update(sampler=args.sampler, steps=steps, eta=args.eta if "eta" in samplers.REGISTRY[args.sampler].options else None)
-                result.update(spacing=args.spacing, nfe=samplers.nfe(args.sampler, steps or _timesteps(run), args.guidance or 0.0))
-                if args.churn:
-                    result["churn"] = args.churn
-                result.update({k: getattr(args, k) for k in ("guidance", "classifier_scale") if getattr(args, k) is not None})
+                sampling = _resolved(run, sampling)
+                options = samplers.REGISTRY[sampling.sampler].options
+                result.update(sampler=sampling.sampler, steps=sampling.steps, eta=sampling.eta if "eta" in options else None)
+                result.update(spacing=sampling.spacing, nfe=sampling.nfe(sampling.guidance or 0.0))
+                if sampling.churn:
+                    result["churn"] = sampling.churn
+                result.update({k: getattr(sampling, k) for k in ("guidance", "classifier_scale") if getattr(sampling, k) is not None})
             if args.fid:
-                result.update(_fid(args, evaluator, run, steps))
-            if args.bpd and steps == (args.steps or [None])[0]:  # the bound does not depend on the sampler
+                result.update(_fid(args, evaluator, run, sampling))
+            if args.bpd and first:  # the bound does not depend on the sampler
                 result.update(_bpd(args, evaluator, run))
             result["seconds"] = round(time.time() - start, 1)
             print(json.dumps(result), flush=True)
@@ -168,15 +171,15 @@ def markdown_table(results):
     return "\n".join(rows)
 
 
-def _fid(args, evaluator, run, steps):
+def _fid(args, evaluator, run, sampling):
     requested, extra = None, {}
     if run:
         import numpy as np
 
         from keras_diffusion.sample import draw
 
-        _log(f"sampling {args.n} images from {run} ({args.sampler}{f', {steps} steps' if steps else ''})")
-        images, _, seconds = draw(args, run, args.n, steps)
+        _log(f"sampling {args.n} images from {run} ({sampling.describe()})")
+        images, _, seconds = draw(args, run, args.n, sampling)
         _log(f"sampled in {seconds:.0f} s; scoring")
         extra["images_per_second"] = round(len(images) / seconds, 2)
         if args.label_accuracy:  # drawn class after class, len(images) // 10 of each
@@ -193,7 +196,7 @@ def _fid(args, evaluator, run, steps):
 def _bpd(args, evaluator, run):
     from keras_diffusion.checkpoint import load_run
     from keras_diffusion.metrics import bits_per_dim
-    from keras_diffusion.training import sampling_clip
+    from keras_diffusion.data import sampling_clip
 
     denoiser, schedule, config = load_run(run)
     if config.latent:  # DDPM's bound of a latent run is over latents, not pixels: not comparable, so not given

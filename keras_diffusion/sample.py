@@ -3,14 +3,13 @@
     python -m keras_diffusion.sample --run runs/mlp_seed --n 64 --out samples.png --npz samples.npz
 """
 
-import argparse
 import pathlib
 import sys
 import time
 
 from keras_diffusion import cli, samplers
+from keras_diffusion.fields import add_arguments, from_arguments
 from keras_diffusion.pretrained import add_run_arguments, resolve_run
-from keras_diffusion.names import VARIANCES
 
 EXAMPLES = [
     "python -m keras_diffusion.sample --run runs/unet --n 64 --out samples.png",
@@ -27,67 +26,45 @@ EXAMPLES = [
 
 
 def add_sampler_arguments(parser, many_steps=False):
-    """The sampler flags that sample and evaluate share (evaluate takes several --steps)."""
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")
-    summaries = "; ".join(f"{name}: {entry.summary}" for name, entry in samplers.REGISTRY.items())
-    parser.add_argument("--sampler", default="ddpm", choices=samplers.SAMPLERS, help=f"{summaries} (default: ddpm)")
+    """The sampler flags of sample, edit and evaluate: one per ``SamplingConfig`` field, plus --label and --classifier.
+
+    With ``many_steps`` (evaluate), --steps takes several values, each scored.
+    """
+    add_arguments(parser, samplers.SamplingConfig, skip=("steps",) if many_steps else ())
     if many_steps:
-        parser.add_argument("--steps", type=int, nargs="+", help="sampler steps, at most T; several values score each (default: T)")
-    else:
-        parser.add_argument("--steps", type=int, help="sampler steps, at most T (default: T)")
-    parser.add_argument(
-        "--spacing", default="uniform", choices=samplers.SPACINGS,
-        help="how the steps spread over t: uniform, quadratic (DDIM), karras (rho = 7, Karras et al. 2022) (default: uniform)",
-    )
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 like DDPM (default: 0)")
-    parser.add_argument("--churn", type=float, default=0.0, help="Heun's S_churn: fresh noise before each step, 0 = the ODE (default: 0)")
-    parser.add_argument("--variance", default="beta", choices=VARIANCES, help="DDPM sigma_t^2 (default: beta)")
-    parser.add_argument(
-        "--clip", action=argparse.BooleanOptionalAction, help="clip the predicted x0 to the data range at each step (default: as the run)"
-    )
-    parser.add_argument(
-        "--recompute-eps",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="DDIM with clipping: re-derive eps from the clipped x0 (default: on)",
-    )
-    parser.add_argument("--batch-size", type=int, default=256, help="images per compiled call (default: 256)")
+        parser.add_argument("--steps", type=int, nargs="+", help="sampler steps, at most T; several values score each (default: the sampler's)")
     guidance = parser.add_argument_group("guidance (class-conditional runs, or a noisy classifier)")
     guidance.add_argument("--label", help="class to draw, by number or name (sneaker, bag, ...); 'all' draws one row a class")
     guidance.add_argument(
-        "--guidance", type=float, help="classifier-free guidance w >= 0 (default: 3 with --label on a conditional run, 0 with --classifier)"
-    )
-    guidance.add_argument(
         "--classifier", metavar="RUN", help="noisy classifier run (train --classifier), or a pretrained one's name, for classifier guidance"
     )
-    guidance.add_argument("--classifier-scale", type=float, help="classifier guidance scale s >= 0 (default: 1 with --classifier)")
 
 
 def check_sampler_arguments(parser, args):
-    """One-line errors for sampler flags that cannot work together."""
-    for name in ("n", "batch_size"):
+    """Build ``args.sampling`` (a ``SamplingConfig``, or one per --steps value in ``args.samplings``); one-line errors."""
+    for name in ("n",):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.steps is not None and samplers.REGISTRY[args.sampler].every_step:
-        parser.error(f"--steps needs --sampler {', '.join(samplers.STEPPED)} ({args.sampler} always takes all T steps)")
-    for steps in args.steps if isinstance(args.steps, list) else [args.steps]:
-        if steps is not None and steps < 1:
-            parser.error(f"--steps must be >= 1, got {steps}")
-    for flag in ("eta", "churn"):
-        if not getattr(args, flag) >= 0:
-            parser.error(f"--{flag} must be >= 0, got {getattr(args, flag)}")
-    for flag in ("eta", "churn"):  # options a sampler does not read would be silently ignored
-        takers = [name for name, entry in samplers.REGISTRY.items() if flag in entry.options]
-        if getattr(args, flag) and args.sampler not in takers:
-            parser.error(f"--{flag} is for --sampler {' or '.join(takers)}, not {args.sampler}")
-    for flag in ("guidance", "classifier_scale"):
-        value = getattr(args, flag)
-        if value is not None and not value >= 0:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 0, got {value}")
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    several = args.steps if isinstance(args.steps, list) else [args.steps]
+    try:
+        args.samplings = [from_arguments(args, samplers.SamplingConfig, steps=steps).validate() for steps in several]
+    except ValueError as error:
+        parser.error(_as_flags(str(error)))
+    args.sampling = args.samplings[0]
     if args.classifier_scale and args.classifier is None:
         parser.error("--classifier-scale needs --classifier RUN (a noisy classifier: train --classifier)")
     if (args.guidance or args.classifier) and args.label is None:
         parser.error("guidance needs --label: a class by number or name, or 'all'")
+
+
+def _as_flags(message):
+    """A SamplingConfig error in the words of the command line: "steps must ..." -> "--steps must ..."."""
+    import re
+
+    first, _, rest = message.partition(" ")
+    if first in samplers.SamplingConfig.__dataclass_fields__:
+        message = "--" + first.replace("_", "-") + " " + rest
+    return re.sub(r"sampler='(\w+)'", r"--sampler \1", message)
 
 
 def guidance_settings(args, config, n):
@@ -131,53 +108,42 @@ def guidance_settings(args, config, n):
     return kwargs, len(labels)
 
 
-def draw(args, run_dir, n, steps=None):
+def draw(args, run_dir, n, sampling=None):
     """Load a run and draw n images with the sampler flags: (uint8 (n, 28, 28, 1), config, seconds).
 
-    ``steps`` replaces ``args.steps`` (evaluate passes one of its several values).
+    ``sampling`` replaces ``args.sampling`` (evaluate passes one per --steps value).
     """
     from keras_diffusion.checkpoint import load_run
     from keras_diffusion.data import to_uint8
     from keras_diffusion.progress import SamplingProgress
     from keras_diffusion.reverse import sample
-    from keras_diffusion.training import clip_range, sampling_clip
 
-    steps = args.steps if steps is None else steps
     denoiser, schedule, config = load_run(run_dir)
     if config.model == "noisy_classifier":
         raise cli.UsageError(f"{run_dir} is a noisy classifier, not a denoiser: pass it as --classifier {run_dir}")
-    if steps is not None and steps > schedule.timesteps:
-        raise cli.UsageError(f"--steps must be <= T={schedule.timesteps} of this run, got {steps}")
+    sampling = resolve_sampling(args.sampling if sampling is None else sampling, config)
     decode = _latent_decoder(args, run_dir, config)
     guided, n = guidance_settings(args, config, n)
     start = time.time()
-    images = sample(
-        denoiser,
-        schedule,
-        n,
-        sampler=args.sampler,
-        steps=steps,
-        eta=args.eta,
-        seed=args.seed,
-        variance=args.variance,
-        clip=sampling_clip(config) if args.clip is None else (clip_range(config.scaling) if args.clip else None),
-        batch_size=args.batch_size,
-        progress=SamplingProgress(n),  # a line after a batch when 30 s have passed
-        recompute_eps=args.recompute_eps,
-        spacing=args.spacing,
-        churn=args.churn,
-        **guided,
-    )
+    images = sample(denoiser, schedule, n, progress=SamplingProgress(n), **sampling.sample_kwargs(config.scaling), **guided)
     if decode is not None:  # a latent run draws latents z_0: the image is D(z_0 / s), and decoding is part of the time
         images = decode(images)
     return to_uint8(images, config.scaling), config, time.time() - start
+
+
+def resolve_sampling(sampling, config):
+    """The ``SamplingConfig`` with the run's defaults filled in (T, clipping), or a one-line UsageError."""
+    try:
+        return sampling.resolved(config.timesteps, config.clip)
+    except ValueError as error:
+        raise cli.UsageError(_as_flags(str(error))) from None
 
 
 def _latent_decoder(args, run_dir, config):
     """None for a pixel run; for a latent run (train --latent), its autoencoder's decoder, after checking the flags."""
     if not config.latent:
         return None
-    if args.clip:
+    if args.sampling.clip:
         raise cli.UsageError("--clip clips to the pixel range, and a latent run samples latents: drop --clip")
     if args.classifier:
         raise cli.UsageError("--classifier guides with a classifier of pixels, and a latent run samples latents: use --label with --guidance")
@@ -217,8 +183,7 @@ def main(argv=None):
         write_npz(args.npz, images=pixels)
         print(f"wrote {args.npz} (images: {pixels.shape} uint8)")
     if args.out:
-        title = f"{config.model}, {args.sampler}" + (f" {args.steps} steps" if args.steps else "") + _guidance_title(args, config)
-        title += "" if args.spacing == "uniform" else f", {args.spacing} spacing"
+        title = f"{config.model}, {resolve_sampling(args.sampling, config).describe()}" + _guidance_title(args, config)
         shown, ncols = pixels, None
         if args.label == "all":  # one row a class, at most 16 of each, so every class shows
             per_class = n // 10
@@ -234,11 +199,10 @@ def network_calls(args, config):
     """The NFE of one image with these flags: ``samplers.nfe`` (classifier-free guidance counts two)."""
     from keras_diffusion.guidance import DEFAULT_GUIDANCE
 
-    steps = args.steps or config.timesteps
     guidance = 0.0
     if args.label is not None and config.conditional:
         guidance = (0.0 if args.classifier else DEFAULT_GUIDANCE) if args.guidance is None else args.guidance
-    return samplers.nfe(args.sampler, steps, guidance)
+    return resolve_sampling(args.sampling, config).nfe(guidance)
 
 
 def _guidance_title(args, config):

@@ -13,6 +13,9 @@ whose σ → 0 end is x_0 = mu + s·(x_T − sqrt(ᾱ_T)·mu)/sqrt(ᾱ_T·s² + 
 denoiser a sampler's only error is its discretisation of the ODE.
 """
 
+import json
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -371,9 +374,9 @@ def test_every_sampler_runs_with_karras_spacing_and_snapshots():
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--sampler", "dpmpp_2m", "--eta", "1"], "--eta is for --sampler ddim, not dpmpp_2m"),
-        (["--sampler", "ddim", "--churn", "5"], "--churn is for --sampler heun, not ddim"),
-        (["--steps", "5"], "--steps needs --sampler ddim, dpmpp_2m, dpmpp_2m_sde, heun (ddpm always takes all T steps)"),
+        (["--sampler", "dpmpp_2m", "--eta", "1"], "--eta is DDIM's amount of fresh noise; sampler 'dpmpp_2m' does not take it (use --sampler ddim)"),
+        (["--sampler", "ddim", "--churn", "5"], "sampler 'ddim' does not take it (use --sampler heun)"),
+        (["--steps", "5"], "--steps needs one of the samplers ddim, dpmpp_2m, dpmpp_2m_sde, heun (ddpm always takes all T steps)"),
         (["--sampler", "heun", "--spacing", "log"], "invalid choice: 'log'"),
     ],
 )
@@ -405,3 +408,81 @@ def test_sample_command_draws_with_a_new_sampler_and_reports_its_nfe(tmp_path, f
     assert sample_cli.main(flags) == 0
     assert "7 network evaluations an image" in capsys.readouterr().out  # Heun: 2·4 − 1
     assert np.load(npz)["images"].shape == (3, 28, 28, 1)
+
+
+# --- SamplingConfig: the settings every sampling command line generates its flags from ---------
+
+
+def _parsed_sampling(argv):
+    """The SamplingConfig that `sample`'s generated flags build from argv."""
+    from keras_diffusion.sample import parse_args
+
+    return parse_args(argv).sampling
+
+
+def test_sampling_config_flags_round_trip(tmp_path):
+    from keras_diffusion.samplers import SamplingConfig
+
+    (tmp_path / "config.json").write_text("{}")  # parse_args only checks that the run has one
+    argv = ["--run", str(tmp_path), "--sampler", "dpmpp_2m", "--steps", "12", "--spacing", "karras", "--no-clip",
+            "--seed", "7", "--batch-size", "32", "--guidance", "2.5", "--label", "bag", "--no-recompute-eps"]
+    config = _parsed_sampling(argv)
+    assert config == SamplingConfig(sampler="dpmpp_2m", steps=12, spacing="karras", clip=False, seed=7, batch_size=32, guidance=2.5,
+                                    recompute_eps=False)
+    assert SamplingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert _parsed_sampling(["--run", str(tmp_path)]) == SamplingConfig()  # no flag: every default
+
+
+def test_sampling_config_fills_in_the_run_and_the_sampler():
+    from keras_diffusion.samplers import REGISTRY, SamplingConfig
+
+    ddpm = SamplingConfig(sampler="ddpm").resolved(200, run_clip=True)
+    assert (ddpm.steps, ddpm.spacing, ddpm.clip, ddpm.nfe()) == (200, "uniform", True, 200)
+    assert ddpm.sample_kwargs("minus_one_one")["steps"] is None  # DDPM takes every step whatever it is told
+    assert SamplingConfig(sampler="ddim").resolved(200, run_clip=False).steps == 200  # old calls unchanged: DDIM takes T
+    heun = SamplingConfig(sampler="heun").resolved(200, run_clip=False)
+    assert heun.steps == REGISTRY["heun"].default_steps and heun.nfe() == 2 * heun.steps - 1
+    assert SamplingConfig(sampler="heun").resolved(5, run_clip=False).steps == 5  # never more than T
+    assert SamplingConfig(sampler="dpmpp_2m", steps=10).resolved(200, True).nfe(guidance=3.0) == 20
+    kwargs = SamplingConfig(sampler="dpmpp_2m", steps=10, clip=False).resolved(200, run_clip=True).sample_kwargs("zero_one")
+    assert kwargs["clip"] is None and kwargs["steps"] == 10  # an explicit --no-clip beats the run's setting
+    assert SamplingConfig(sampler="ddim", steps=4).resolved(200, True).sample_kwargs("zero_one")["clip"] == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(sampler="ddpm", steps=10), "steps needs one of the samplers"),
+        (dict(sampler="dpmpp_2m", eta=1.0), "eta is DDIM's"),
+        (dict(sampler="ddim", churn=1.0), "churn is Heun's"),
+        (dict(steps=0, sampler="ddim"), "steps must be >= 1"),
+        (dict(batch_size=0), "batch_size must be >= 1"),
+        (dict(guidance=float("nan")), "guidance must be >= 0"),
+        (dict(sampler="euler"), "sampler must be one of"),
+        (dict(steps="20"), "config key 'steps' must be int"),
+    ],
+)
+def test_sampling_config_refuses_settings_that_cannot_work(settings, message):
+    from keras_diffusion.samplers import SamplingConfig
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SamplingConfig(**settings).validate()
+
+
+def test_sampling_config_refuses_more_steps_than_the_run_has():
+    from keras_diffusion.samplers import SamplingConfig
+
+    with pytest.raises(ValueError, match=r"steps must be <= T=50"):
+        SamplingConfig(sampler="ddim", steps=60).resolved(50, run_clip=True)
+    with pytest.raises(ValueError, match="unknown config keys"):
+        SamplingConfig.from_dict({"sampler": "ddim", "stepz": 3})
+
+
+@pytest.mark.parametrize("name, settings, noisy", [
+    ("ddpm", {}, True), ("ddim", {}, False), ("ddim", {"eta": 0.5}, True), ("dpmpp_2m", {}, False),
+    ("dpmpp_2m_sde", {}, True), ("heun", {}, False), ("heun", {"churn": 1.0}, True),
+])
+def test_the_loop_draws_noise_only_for_rules_that_read_it(name, settings, noisy):
+    schedule = NoiseSchedule.linear(20)
+    rule = samplers.entry(name).load()(schedule, 5, **settings)
+    assert rule.noisy is noisy

@@ -10,7 +10,7 @@ import numpy as np
 from keras import ops
 
 from keras_diffusion.reverse import predict_x0
-from keras_diffusion.samplers import Move  # noqa: F401  (the rules' argument, defined where the loop can import it)
+from keras_diffusion.samplers.registry import Move  # noqa: F401  (the rules' argument, defined where the loop can import it)
 
 
 class StepRule:
@@ -24,6 +24,11 @@ class StepRule:
     def key(self):
         """The settings that decide the graph (the schedule and the plan are in the loop's key)."""
         return (type(self).__name__, self.steps, self.clip, self.eta, self.variance, self.recompute_eps, self.churn)
+
+    @property
+    def noisy(self):
+        """Whether ``step`` reads its fresh noise z; when no rule and no move does, the loop draws none."""
+        return True
 
     def start(self, x):
         """The history the step carries from one move to the next: a tuple of tensors shaped like x."""

@@ -14,6 +14,10 @@ class DDPM(StepRule):
 class DDIM(StepRule):
     """x_{τ'} = sqrt(ᾱ_{τ'})·x̂_0 + sqrt(1−ᾱ_{τ'}−σ²)·ε̂ + σ·z over a sub-sequence τ   (Song et al. 2021, eq. 12)."""
 
+    @property
+    def noisy(self):
+        return self.eta > 0
+
     def step(self, eps, x, move, z, history):
         x_prev = ddim_step(
             self.schedule, x, move.t, move.t_prev, eps(x, move.t), eta=self.eta, noise=z, clip=self.clip, recompute_eps=self.recompute_eps

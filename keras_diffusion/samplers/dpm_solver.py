@@ -38,6 +38,10 @@ class DPMSolverPP2M(StepRule):
         weight = ops.where(second, h / (2.0 * h_last), 0.0)
         return x0 + weight * (x0 - x0_last), ops.exp(lam - lam_next)
 
+    @property
+    def noisy(self):
+        return False
+
     def step(self, eps, x, move, z, history):
         (x0_last,) = history
         x0 = self.denoised(x, move.t, eps(x, move.t))  # (B, H, W, C)
@@ -49,6 +53,10 @@ class DPMSolverPP2M(StepRule):
 
 class DPMSolverPP2MSDE(DPMSolverPP2M):
     """SDE-DPM-Solver++(2M): the same D, with the noise of the reverse SDE   (Lu et al. 2022, sec. 5; diffusers' sde-dpmsolver++)."""
+
+    @property
+    def noisy(self):
+        return True
 
     def step(self, eps, x, move, z, history):
         (x0_last,) = history

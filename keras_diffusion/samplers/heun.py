@@ -47,6 +47,10 @@ class Heun(StepRule):
         x_t = lookup(self.scale, t) * x_tilde
         return (x_tilde - self.denoised(x_t, t, eps(x_t, t))) / sigma
 
+    @property
+    def noisy(self):
+        return self.churn > 0
+
     def step(self, eps, x, move, z, history):
         t, t_next = move.t, move.t_prev
         sigma, sigma_next = lookup(self.sigma, t), lookup(self.sigma, t_next)
