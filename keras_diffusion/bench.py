@@ -9,15 +9,12 @@ Speed goals are measured here, never asserted in tests.
 """
 
 import argparse
-import json
-import os
-import pathlib
-import platform
 import sys
 import time
 from typing import NamedTuple
 
 from keras_diffusion import cli
+from keras_diffusion.cpu import environment, write_results  # noqa: F401 (environment: re-exported)
 
 EXAMPLES = [
     "python -m keras_diffusion.bench speed                   # classic loop vs the package",
@@ -209,23 +206,6 @@ def ladder(args, rungs=None):
     return 0
 
 
-def environment():
-    """The device, versions and command, stored with every result."""
-    import keras
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return {
-        "command": "python -m keras_diffusion.bench " + " ".join(sys.argv[1:]),
-        "device": f"{len(gpus)} GPU(s)" if gpus else f"CPU ({platform.machine()}, {os.cpu_count()} cores)",
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-    }
-
-
-def write_results(path, results):
-    pathlib.Path(path).write_text(json.dumps({**environment(), **results}, indent=2) + "\n")
-
-
 def _rate(value):
     return "-" if value is None else f"{value:,.1f}"
 
@@ -266,6 +246,7 @@ def parse_args(argv=None):
     parser.add_argument("--only", nargs="+", help="ladder, ablations: only these rungs (keys or model names); peer: only these rows")
     parser.add_argument("--quick", action="store_true", help="speed, peer: fewer timed steps")
     parser.add_argument("--python", help="peer: the Python of a venv with torch and diffusers (see benchmarks/peer/README.md)")
+    parser.add_argument("--peer-dir", metavar="DIR", help="peer: the folder of the peer's scripts (default: benchmarks/peer of this checkout)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--figure", help="write the samples of every rung, one row each, here")
     args = parser.parse_args(argv)

@@ -7,8 +7,11 @@ model and the vector extensions beside their figures, because the same code
 ranks differently on the two.
 """
 
+import json
 import os
+import pathlib
 import platform
+import sys
 
 CPUINFO = "/proc/cpuinfo"
 # the flags that decide how fast matrix products run, in the kernel's spelling
@@ -50,3 +53,21 @@ def cpu_info(path=CPUINFO):
         "vector_extensions": [flag for flag in VECTOR_FLAGS if flag in flags],
         "native_bf16": bool(flags & set(NATIVE_BF16)),
     }
+
+
+def environment():
+    """The device, versions and command, stored with every benchmark result (imports TensorFlow)."""
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "command": "python -m keras_diffusion.bench " + " ".join(sys.argv[1:]),
+        "device": f"{len(gpus)} GPU(s)" if gpus else f"CPU ({platform.machine()}, {os.cpu_count()} cores)",
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+    }
+
+
+def write_results(path, results):
+    """Write a benchmark's results as JSON, with ``environment()`` beside them."""
+    pathlib.Path(path).write_text(json.dumps({**environment(), **results}, indent=2) + "\n")

@@ -307,3 +307,18 @@ def validation_dataset(images, batch_size, scaling, timesteps, seed=0, labels=No
     if labels is not None:
         elements["labels"] = np.asarray(labels, np.int32)
     return tf.data.Dataset.from_tensor_slices(elements).batch(int(batch_size)).cache().prefetch(tf.data.AUTOTUNE)
+
+
+def clip_range(scaling):
+    """The data range, to clip x̂_0 into while sampling."""
+    return (0.0, 1.0) if scaling == "zero_one" else (-1.0, 1.0)
+
+
+def sampling_clip(config):
+    """The clip argument of ``sample`` for a run: its data range when ``config.clip``, else None.
+
+    Clipping x̂_0 is what keeps the first reverse steps of a cosine schedule
+    stable: there sqrt(ᾱ_t) is about 2e-4, so an error in ε̂ is blown up
+    thousands of times in x̂_0 (DDPM's reference code clips too).
+    """
+    return clip_range(config.scaling) if config.clip else None

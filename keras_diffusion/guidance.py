@@ -167,29 +167,3 @@ def accuracy_against_t(classifier, schedule, x0, labels, timesteps, seed=0, batc
             hits += int(np.sum(np.argmax(logits, -1) == labels[first : first + batch_size]))
         accuracies.append(hits / len(x0))
     return accuracies
-
-
-def classifier_report(run_dir, classifier, schedule, config, n=2000):
-    """After training a noisy classifier: accuracy against t on n test images (accuracy.json, accuracy.png) and the loss curve."""
-    import json
-    import pathlib
-
-    from keras_diffusion import checkpoint, plotting
-    from keras_diffusion.data import load_images, scale_images
-
-    run_dir = pathlib.Path(run_dir)
-    images, labels = load_images(config.dataset, "test", config.data_dir, config.data_source, n)
-    T = schedule.timesteps
-    timesteps = sorted({0, T // 10, T // 4, T // 2, 3 * T // 4, 9 * T // 10, T - 1})
-    accuracies = accuracy_against_t(classifier, schedule, scale_images(images, config.scaling), labels.astype(int), timesteps, config.seed)
-    report = {"n": len(images), "timesteps": timesteps, "accuracy": [round(a, 4) for a in accuracies]}
-    checkpoint.write_json(run_dir / "accuracy.json", report)
-    plotting.plot_curve(
-        timesteps, accuracies, xlabel="t", ylabel="test accuracy", title=f"noisy classifier on x_t ({len(images)} test images)",
-        path=run_dir / "accuracy.png", ylim=(0, 1),
-    )
-    history = run_dir / checkpoint.HISTORY
-    if history.exists() and history.stat().st_size:
-        plotting.plot_loss(history, path=run_dir / "loss.png", title=f"{config.model} training loss")
-    print("noisy classifier accuracy against t: " + json.dumps(dict(zip(map(str, timesteps), report["accuracy"]))))
-    return report

@@ -22,10 +22,9 @@ import numpy as np
 import scipy.linalg
 import tensorflow as tf
 
-from keras_diffusion.data import load_images, scale_images
+from keras_diffusion.data import clip_range, load_images, scale_images
 from keras_diffusion.forward import extract, q_sample
 from keras_diffusion.reverse import posterior_mean, predict_x0
-from keras_diffusion.training import clip_range
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 FEATURES = 128  # size of the penultimate layer: the space FID is measured in

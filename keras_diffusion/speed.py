@@ -99,7 +99,7 @@ def sampling(model, schedule, n, jit=False, repeat=2):
 
 def speed(args):
     """Measure and print the table; write JSON when asked."""
-    from keras_diffusion.bench import write_results
+    from keras_diffusion.cpu import write_results
 
     rng = np.random.default_rng(args.seed)
     keras.utils.set_random_seed(args.seed)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_diffusion import checkpoint, plotting
 from keras_diffusion.config import apply_determinism
-from keras_diffusion.data import NUM_CLASSES, load_images, make_dataset, scale_images, validation_dataset
+from keras_diffusion.data import NUM_CLASSES, clip_range, load_images, make_dataset, sampling_clip, scale_images, validation_dataset  # noqa: F401 (clip_range, sampling_clip: re-exported)
 from keras_diffusion.devices import is_chief, make_strategy, precision, training_precision
 from keras_diffusion.diffusion import DiffusionModel, NoisyClassifierModel
 from keras_diffusion.ema import WarmupEMAAdam
@@ -49,21 +49,6 @@ def is_classifier(config):
 def uses_labels(config):
     """Whether a run trains on (image, label) batches: a conditional denoiser or a classifier."""
     return config.conditional or is_classifier(config)
-
-
-def clip_range(scaling):
-    """The data range, to clip x̂_0 into while sampling."""
-    return (0.0, 1.0) if scaling == "zero_one" else (-1.0, 1.0)
-
-
-def sampling_clip(config):
-    """The clip argument of ``sample`` for a run: its data range when ``config.clip``, else None.
-
-    Clipping x̂_0 is what keeps the first reverse steps of a cosine schedule
-    stable: there sqrt(ᾱ_t) is about 2e-4, so an error in ε̂ is blown up
-    thousands of times in x̂_0 (DDPM's reference code clips too).
-    """
-    return clip_range(config.scaling) if config.clip else None
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -259,8 +244,6 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
             f"last good checkpoint in {run_dir} is kept. Try a smaller --lr."
         )
     if chief and is_classifier(config):
-        from keras_diffusion.guidance import classifier_report
-
         classifier_report(run_dir, denoiser, schedule, config)
     elif chief:
         print(f"drawing the run's figures ({config.n_samples} samples, all {schedule.timesteps} steps) into {run_dir}", flush=True)
@@ -354,3 +337,27 @@ def make_figures(run_dir, denoiser, schedule, config, images):
     history = run_dir / checkpoint.HISTORY
     if history.exists() and history.stat().st_size:
         plotting.plot_loss(history, path=run_dir / "loss.png", title=f"{config.model} training loss")
+
+
+def classifier_report(run_dir, classifier, schedule, config, n=2000):
+    """After training a noisy classifier: accuracy against t on n test images (accuracy.json, accuracy.png) and the loss curve."""
+    import json
+
+    from keras_diffusion.guidance import accuracy_against_t
+
+    run_dir = pathlib.Path(run_dir)
+    images, labels = load_images(config.dataset, "test", config.data_dir, config.data_source, n)
+    T = schedule.timesteps
+    timesteps = sorted({0, T // 10, T // 4, T // 2, 3 * T // 4, 9 * T // 10, T - 1})
+    accuracies = accuracy_against_t(classifier, schedule, scale_images(images, config.scaling), labels.astype(int), timesteps, config.seed)
+    report = {"n": len(images), "timesteps": timesteps, "accuracy": [round(a, 4) for a in accuracies]}
+    checkpoint.write_json(run_dir / "accuracy.json", report)
+    plotting.plot_curve(
+        timesteps, accuracies, xlabel="t", ylabel="test accuracy", title=f"noisy classifier on x_t ({len(images)} test images)",
+        path=run_dir / "accuracy.png", ylim=(0, 1),
+    )
+    history = run_dir / checkpoint.HISTORY
+    if history.exists() and history.stat().st_size:
+        plotting.plot_loss(history, path=run_dir / "loss.png", title=f"{config.model} training loss")
+    print("noisy classifier accuracy against t: " + json.dumps(dict(zip(map(str, timesteps), report["accuracy"]))))
+    return report
