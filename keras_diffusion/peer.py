@@ -62,11 +62,17 @@ def repeats(key, timed):
     return timed["mlp_runs"] if key == "mlp_sample" else timed["chain_runs"]
 
 
-def peer_scripts():
-    """The folder of the peer's scripts: ``benchmarks/peer`` of a source checkout."""
-    folder = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "peer"
+def peer_scripts(folder=None):
+    """The folder of the peer's scripts: ``folder`` (--peer-dir), else ``benchmarks/peer`` of a source checkout.
+
+    The scripts stay out of the installed package (they import torch), so an
+    installed keras_diffusion is pointed at a checkout's copy with --peer-dir.
+    """
+    given = folder is not None
+    folder = pathlib.Path(folder) if given else pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "peer"
     if not (folder / "unet.py").is_file():
-        raise cli.UsageError(f"bench peer needs the peer's scripts in {folder}: run it from a source checkout of keras_diffusion")
+        where = f"--peer-dir {folder}: no unet.py there" if given else f"bench peer needs the peer's scripts in {folder}"
+        raise cli.UsageError(f"{where}; give --peer-dir with the benchmarks/peer folder of a source checkout of keras_diffusion")
     return folder
 
 
@@ -107,7 +113,7 @@ def ratio(unit, ours, theirs):
 def peer(args):
     """Measure every row, ours then the peer's; print the table; write the JSON when asked."""
     check_python(args.python)
-    folder = peer_scripts()
+    folder = peer_scripts(getattr(args, "peer_dir", None))
     rows = [key for key in ROWS if not args.only or key in args.only]
     unknown = sorted(set(args.only or ()) - set(ROWS))
     if unknown:
@@ -185,7 +191,7 @@ def measure(key, mode, data_dir=None):
         out.update(batch=config.batch_size, xla=config.xla, precision=denoiser.dtype_policy.name, steps_per_execution=config.steps_per_execution)
     else:
         from keras_diffusion.checkpoint import build_denoiser
-        from keras_diffusion.training import sampling_clip
+        from keras_diffusion.data import sampling_clip
 
         # as sample and evaluate load a run: float32 (bf16 measured no faster for sampling), the loop without XLA
         denoiser = build_denoiser(config, (28, 28, 1))

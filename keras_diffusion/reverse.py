@@ -239,6 +239,7 @@ def _compiled_loop(denoiser, schedule, rule, plan, snap_pos, guide, constraint, 
     plan_prev = tf.constant([next_down.get(t, t - 1) for t, _ in plan], tf.int32)  # (P,)
     plan_last = tf.constant([last_down.get(t, -2) for t, _ in plan], tf.int32)  # (P,)
     any_up = any(up for _, up in plan)
+    draws_noise = rule.noisy or any_up  # an up move is q(x_t | x_{t−1}): it needs noise whatever the rule
     snap_pos_t = tf.constant(snap_pos, tf.int32)  # (K,)
     denoiser_ref = weakref.ref(denoiser)
 
@@ -259,7 +260,8 @@ def _compiled_loop(denoiser, schedule, rule, plan, snap_pos, guide, constraint, 
         for i in tf.range(len(plan)):
             move = samplers.Move(plan_t[i], plan_prev[i], plan_last[i])
             step_seed = tf.random.experimental.stateless_fold_in(seed, i)
-            z = tf.random.stateless_normal(tf.shape(x), seed=step_seed)
+            # a deterministic rule reads no noise: skip the draw (one normal tensor per step)
+            z = tf.random.stateless_normal(tf.shape(x), seed=step_seed) if draws_noise else None
             edit_seed = tf.random.experimental.stateless_fold_in(step_seed, 1)
             if any_up:
                 x, history = tf.cond(

@@ -78,3 +78,30 @@ def test_every_rung_resolves_builds_and_predicts(rung):
     eps = np.asarray(denoiser([np.zeros((2, 28, 28, 1), "float32"), np.array([0, 199], "int32")]), "float32")
     assert eps.shape == (2, 28, 28, 1) and np.isfinite(eps).all()
     assert objective_of(denoiser) == rung.settings.get("objective", "eps")
+
+
+def test_peer_dir_names_where_the_peer_scripts_are(tmp_path):
+    from keras_diffusion import cli
+    from keras_diffusion.peer import peer_scripts
+
+    assert (peer_scripts() / "unet.py").is_file()  # a source checkout finds its own
+    with pytest.raises(cli.UsageError, match="--peer-dir .*: no unet.py there"):
+        peer_scripts(tmp_path)
+    (tmp_path / "unet.py").write_text("")
+    assert peer_scripts(tmp_path) == tmp_path
+
+
+def test_the_benchmark_modules_import_no_circle():
+    """bench, peer and speed share the results writer through cpu, a floor below them all."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parents[1] / "keras_diffusion"
+    imports = {}
+    for name in ("bench", "peer", "speed", "cpu"):
+        tree = ast.parse((package / f"{name}.py").read_text())
+        found = {node.module.split(".")[1] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_diffusion.")}
+        found |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == "keras_diffusion" for alias in node.names}
+        imports[name] = found
+    assert "bench" not in imports["speed"] | imports["peer"] | imports["cpu"]
+    assert not imports["cpu"] & {"bench", "peer", "speed"}
