@@ -58,7 +58,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", required=True, help="append the rows here (and skip those already there)")
     parser.add_argument("--figure", help="plot FID against NFE here, one panel per spacing")
+    parser.add_argument("--table", action="store_true", help="print the rows of --json as a Markdown table and stop")
     args = parser.parse_args(argv)
+    path = pathlib.Path(args.json)
+    if args.table:
+        print(table(json.loads(path.read_text())["rows"]))
+        return 0
 
     if args.pretrained:
         from keras_diffusion import pretrained
@@ -68,7 +73,6 @@ def main(argv=None):
         run = args.run
     denoiser, schedule, config = load_run(run)
     clip, evaluator = sampling_clip(config), Evaluator(seed=args.seed)
-    path = pathlib.Path(args.json)
     rows = json.loads(path.read_text())["rows"] if path.exists() else []
     done = {(r["setting"], r["spacing"], r["nfe"]) for r in rows}
     options = {label: (sampler, opts) for label, sampler, opts in SETTINGS}
@@ -111,6 +115,24 @@ def main(argv=None):
     if args.figure:
         plot(rows, args.figure)
     return 0
+
+
+def table(rows):
+    """FID, one row per sampler and spacing, one column per NFE budget (Heun's cells give its 2N − 1 in brackets)."""
+    budgets = sorted({r["nfe"] for r in rows if r["sampler"] != "heun" and r["setting"] != "ddpm"})
+    lines = ["| sampler | spacing | " + " | ".join(f"NFE {b}" for b in budgets) + " |", "|---|---|" + "---|" * len(budgets)]
+    keys = sorted({(r["setting"], r["spacing"]) for r in rows if r["setting"] != "ddpm"}, key=lambda k: (SPACINGS.index(k[1]), k[0]))
+    for setting, spacing in keys:
+        cells = {}
+        for r in rows:
+            if (r["setting"], r["spacing"]) == (setting, spacing):
+                budget = min((b for b in budgets if b >= r["nfe"]), default=r["nfe"])
+                cells[budget] = f"{r['fid']:.2f}" + (f" ({r['nfe']})" if r["nfe"] != budget else "")
+        lines.append(f"| {setting} | {spacing} | " + " | ".join(cells.get(b, "") for b in budgets) + " |")
+    for r in rows:
+        if r["setting"] == "ddpm":
+            lines.append(f"| ddpm, all {r['steps']} steps (NFE {r['nfe']}) | uniform | {r['fid']:.2f} |" + " |" * (len(budgets) - 1))
+    return "\n".join(lines)
 
 
 def plot(rows, out):
