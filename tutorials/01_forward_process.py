@@ -210,11 +210,12 @@ plot_schedules(schedules)
 # linear schedule destroys most of the signal by $t \approx 130$ and spends its last
 # quarter of steps on nearly pure noise, while the cosine schedule lowers
 # $\sqrt{\bar\alpha_t}$ almost evenly (which is why Nichol & Dhariwal proposed it).
-# Its log-SNR falls by about 0.04 a step through the middle and faster at both
-# ends, and **its last step is a jump**: there $\beta_t$ would be 1 and is clipped at
-# 0.999, and that one step drops the log-SNR by 6.9, from $-9.7$ to $-16.6$. No
-# other step of the three schedules drops it by more than 1.4 (the cosine step
-# before the last; 1.1 for the first step of each). The next cell measures it.
+# Its log-SNR falls by about 0.03 a step through the middle and faster at both
+# ends (0.91 at its first step), and **its last step is a jump**: there $\beta_t$
+# would be 1 and is clipped at 0.999, and that one step drops the log-SNR by 6.9,
+# from $-9.7$ to $-16.6$. The cosine step before it drops the log-SNR by 1.4; the
+# two linear schedules drop it most at their first step, by 1.10, and far less
+# after that. The next cell prints the largest drop of each schedule and its last step.
 #
 # ## Why $T = 200$ with DDPM's betas leaves a third of the signal
 #

@@ -421,9 +421,10 @@ print(f"{'real test images':<28} | {'':>9} | {'':>13} | {'':>8} | {'':>11} | {''
 # %% [markdown]
 # ## What each fix bought
 #
-# Measured in the full run (5 epochs of the 60,000 images per rung, on a 2-core CPU;
-# the README's ladder table trains each rung for 2 epochs instead, so its losses are
-# a little higher, 0.49 for the `mlp` against 0.45 here):
+# Measured in the full run above (5 epochs of the 60,000 images per rung, on a
+# 2-core CPU). The README's ladder table, made by `python -m keras_diffusion.bench
+# ladder --epochs 2` and not rerun here, trains each rung for 2 epochs instead, so
+# its losses are a little higher (0.49 for the `mlp` against 0.45 here):
 #
 # - **Data in $[-1, 1]$ and the cosine schedule** change the *task*: after them
 #   the model is trained on the pure noise that sampling starts from. Alone they
@@ -431,13 +432,13 @@ print(f"{'real test images':<28} | {'':>9} | {'':>13} | {'':>8} | {'':>11} | {''
 #   clipped: without it the same network's samples reach pixel values in the
 #   thousands (printed above).
 # - **The sinusoidal embedding** at the input changes little: rung 4's loss
-#   (0.93) and samples are much like rung 3's (0.90). A good description of $t$ does not
+#   (0.93) and samples are much like rung 3's (0.89). A good description of $t$ does not
 #   help when the first layer mixes it into 784 pixels.
 # - **Time in every block** (the `mlp`) is the first change the loss sees: it
 #   halves it (about 0.45 against about 0.9 for rungs 3 and 4, the same task),
 #   and its samples get blobs of light and dark, closer to real images than any
-#   earlier rung (the nearest-image distance falls from about 0.5 to about 0.38;
-#   real test images score about 0.12).
+#   earlier rung (the nearest-image distance falls from 0.50-0.51 for rungs 1 and 2
+#   and 0.43 for rungs 3 and 4 to 0.38; real test images score 0.12).
 #
 # None of rungs 1 to 5 draws clothes after 5 epochs. Rung 6 does:
 #
@@ -457,9 +458,11 @@ print(f"{'real test images':<28} | {'':>9} | {'':>13} | {'':>8} | {'':>11} | {''
 # - With the cosine schedule, clipping $\hat x_0$ is needed to *sample* at all
 #   (rung 3 without it reaches pixel values in the thousands).
 # - They do **not** show that an MLP cannot denoise: rung 6 does. And the best *linear* denoiser,
-#   fit in closed form in seconds from the images' mean and covariance (notebook 10,
-#   `model="linear"`), scores 0.164 in the settings of rungs 3 to 5, below rungs 1 to
-#   5 (0.45 to 0.93); 0.110 in rung 1's settings and 0.194 in rung 2's. No
+#   fit in closed form in seconds from the images' mean and covariance (`model="linear"`;
+#   not fit in this notebook), scores 0.164 in the settings of rungs 3 to 5 (notebook 10
+#   fits it and prints that number), below rungs 1 to 5 (0.45 to 0.93); 0.110 in rung 1's
+#   settings and 0.194 in rung 2's (`python -m keras_diffusion.train --model linear
+#   --scaling zero_one --schedule linear`, and with `--scaling minus_one_one`). No
 #   $\varepsilon$-rung has learned even what "PCA denoising" gets for free.
 # - Every rung's output layer maps 512 units to 784 pixels, so its $\hat\varepsilon$ lies
 #   in a 512-dimensional subspace and its loss cannot fall below $272/784 = 0.347$
@@ -468,8 +471,9 @@ print(f"{'real test images':<28} | {'':>9} | {'':>13} | {'':>8} | {'':>11} | {''
 #   against convolutions".
 #
 # Does an MLP without the bottleneck close the gap, at equal wall-clock rather
-# than equal epochs? The README's "At equal wall-clock" measures it (`bench ladder
-# --seconds 120`): with the same two minutes of training, the `mlp` at 1024 units
+# than equal epochs? This notebook does not measure it; the README's "At equal
+# wall-clock" tables do, made by `python -m keras_diffusion.bench ladder --seconds 120`
+# (FID of 500 samples): with the same two minutes of training, the `mlp` at 1024 units
 # halves the test loss of the 512-unit one (0.200 against 0.434) but still draws
 # no clothes (FID 59 against the U-Net's 33, most samples one class). The same
 # two MLPs predicting $x_0$ score FID 7.3 and 6.0 with samples of every class,
@@ -488,10 +492,11 @@ print(f"{'real test images':<28} | {'':>9} | {'':>13} | {'':>8} | {'':>11} | {''
 #
 # Try each before reading the answers below.
 #
-# 1. **Short answer.** Rung 2's final loss (0.927) is higher than rung 1's (0.864).
+# 1. **Short answer.** Rung 2's final loss (0.922) is higher than rung 1's (0.865).
 #    Did moving the data to $[-1, 1]$ make the model worse? Use the closed-form linear
-#    denoiser (notebook 10) as a yardstick: its mean loss is 0.110 in rung 1's
-#    settings, 0.194 in rung 2's and 0.164 in those of rungs 3 to 5.
+#    denoiser (notebook 10; `python -m keras_diffusion.train --model linear` fits it) as a
+#    yardstick: its mean loss is 0.110 in rung 1's settings, 0.194 in rung 2's and 0.164
+#    in those of rungs 3 to 5.
 # 2. **A code change.** Add the linear baseline to the ladder, before rung 1:
 #    ```python
 #    denoiser, schedule, config = train_rung("0 linear (closed form)", "linear", model="linear")
@@ -513,16 +518,19 @@ print(f"{'real test images':<28} | {'':>9} | {'':>13} | {'':>8} | {'':>11} | {''
 # 1. No: the task changed. Brighter, centred data leave more signal in $x_t$ at every
 #    $t$, so $\varepsilon$ is harder to guess and even the best linear denoiser scores more
 #    (0.194 against 0.110). Divide each loss by the baseline of its settings: rung 1 is
-#    at 7.9 times the baseline (0.864/0.110), rung 2 at 4.8 (0.927/0.194), rungs 3 and 4
-#    at 5.5 and 5.7, the `mlp` at 2.7 (0.448/0.164). By that yardstick $[-1, 1]$ helped;
+#    at 7.9 times the baseline (0.865/0.110), rung 2 at 4.8 (0.922/0.194), rungs 3 and 4
+#    at 5.4 and 5.7 (0.891/0.164, 0.927/0.164), the `mlp` at 2.7 (0.448/0.164). By that yardstick $[-1, 1]$ helped;
 #    and no rung comes near the baseline, which needs no training.
 # 2. Its loss is 0.164, exactly (computed from the eigenvalues of the images'
 #    covariance, not estimated). Fitting it takes about 10 s on a 2-core CPU (one
 #    pass to get the covariance, one eigendecomposition), faster than one epoch of
 #    any rung; the notebook then also draws the run's figures. Its samples are
-#    blurry, garment-shaped blobs; their nearest-image distance is about 0.21, against
-#    0.38 to 0.51 for the MLP rungs and 0.12 for real images. The README's quality
-#    numbers say the same: FID 52 (DDIM-50, $n = 2000$) where the MLP rungs scored 70 to 85.
+#    blurry, garment-shaped blobs; with the two lines added, their nearest-image distance
+#    comes out at about 0.21 (not in the saved outputs), against 0.38 to 0.51 for the MLP
+#    rungs and 0.12 for real images. The README's quality numbers, made by
+#    `python -m keras_diffusion.evaluate --run runs/linear --n 2000 --sampler ddim --steps 50`
+#    and `python -m keras_diffusion.bench ladder` (not run here), say the same: FID 52
+#    (DDIM-50, $n = 2000$) where the MLP rungs scored 70 to 85.
 # 3. $272/784 = 0.347$. Whatever its input, the layer's output $W h + b$ lies in a
 #    512-dimensional subspace, and the part of a white $\varepsilon$ outside it carries
 #    $272/784$ of its energy on average (`tests/test_loss_floor.py` checks it, even for

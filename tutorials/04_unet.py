@@ -358,7 +358,8 @@ plot_loss(history, title=f"{config.model}: training loss")
 # lower is better, notebook 06) falls from about 26 after epoch 1 to about 7 after
 # epoch 14, most of the way by epoch 8. For scale: answering $\hat\varepsilon = 0$
 # scores 1.0, and with the same data range and schedule the residual `mlp` of
-# notebook 03 ends its second epoch near 0.49 (the package README's ladder), where
+# notebook 03 ends its second epoch near 0.49 (the README's ladder table, made by
+# `python -m keras_diffusion.bench ladder --epochs 2`; not rerun here), where
 # this U-Net was at 0.082.
 #
 # ## Samples
@@ -401,7 +402,7 @@ plot_reverse_grid(denoiser, schedule, n=4, scaling=config.scaling, seed=1, clip=
 # ## Does it use $t$?
 #
 # Notebook 02 gave `mlp_seed` the same noisy images twice, once labelled $t = 0$
-# and once $t = 199$: its two answers correlated at 0.97 to 0.998, one compromise
+# and once $t = 199$: its two answers correlated at 0.960 to 0.998, one compromise
 # for every noise level. The same test for the U-Net, with its loss at each $t$ on
 # test images (its own schedule and data range, so these losses do not compare
 # with notebook 02's):
@@ -423,7 +424,7 @@ for t in (0, T // 20, T // 4, T // 2, 3 * T // 4, T - 1):  # 0, 10, 50, 100, 150
 # Told $t = 0$ and $t = 199$, the U-Net answers the same input very differently:
 # the two answers correlate at 0.04 when the input is nearly clean and at 0.90
 # when it is nearly pure noise (there, whatever $t$ it is told, the best guess of
-# the noise is mostly $x_t$ itself). `mlp_seed` scored 0.97 to 0.998 everywhere:
+# the noise is mostly $x_t$ itself). `mlp_seed` scored 0.960 to 0.998 everywhere:
 # the time embedding in every block works.
 #
 # The loss falls from 0.45 at $t = 0$ to 0.001 at $t = 199$. At $t = 199$, $x_t$ is
@@ -486,10 +487,12 @@ fig
 # Notebook 03's best rung trained on $\varepsilon$, as this U-Net is, is the
 # residual `mlp`: data in $[-1, 1]$, the cosine schedule, clipping, an EMA of the
 # weights, and the sinusoidal time embedding in every block, with 3.5 M
-# parameters (rung 6, the same network predicting $x_0$, comes up below). We do not retrain it here. The package's
-# ladder benchmark (README, "The ladder, measured") trained every rung, this
-# U-Net included, on one budget, 2 epochs of the 60,000 images (the pretrained
-# model loaded above had 14), on the same 2-core CPU:
+# parameters (rung 6, the same network predicting $x_0$, comes up below). This
+# notebook does not train either of them on a common budget. The table below is
+# the package's ladder benchmark (README, "The ladder, measured"), made by
+# `python -m keras_diffusion.bench ladder --epochs 2` and not rerun here: it trained
+# every rung, this U-Net included, on one budget, 2 epochs of the 60,000 images
+# (the pretrained model loaded above had 14), on a 2-core CPU:
 #
 # | | `mlp` (notebook 03, rung 5) | `unet` (this notebook) |
 # |---|---|---|
@@ -515,8 +518,9 @@ fig
 #   (notebook 03), and the closed-form linear denoiser (notebook 10) already scores
 #   0.164 with this data range and schedule, below every MLP rung.
 #
-# Both were measured since (the package README, "The ladder, measured"). At
-# **equal wall-clock** (120 s each) the U-Net, 0.42 epochs in, beats the `mlp`
+# Both are measured in the README's "The ladder, measured", by commands this
+# notebook does not run. At **equal wall-clock** (`python -m keras_diffusion.bench
+# ladder --seconds 120`, 120 s each, FID of 500 samples) the U-Net, 0.42 epochs in, beats the `mlp`
 # (8 epochs) and a 1024-wide `mlp` without the bottleneck (3.1 epochs): test loss
 # 0.109 against 0.434 and 0.200, FID 32.6 against 71 and 59. But the same two
 # MLPs trained to **predict $x_0$** instead of $\varepsilon$ (notebook 03's rung 6,
@@ -527,7 +531,8 @@ fig
 # convolutions buy is shown above on untrained networks (layout, weight sharing,
 # a 7x7 view of the garment) and in the detail of the U-Net's samples; a budget
 # longer than two minutes for the $x_0$ MLPs was not measured. And **taking the
-# U-Net apart** (half an epoch each, one seed, FID of 500 samples): without the
+# U-Net apart** (`python -m keras_diffusion.bench ablations --epochs 1 --limit 30000 --no-speed
+# --fid-n 500`: half an epoch each, one seed, FID of 500 samples): without the
 # skip connections it falls far behind (test loss 0.144 against 0.106, FID 58.9
 # against 33.7, samples of few classes); without the sinusoidal embedding or the
 # attention it does no worse at this budget (FID 30.5 and 28.6); and with data in
@@ -573,9 +578,9 @@ fig
 #    compare with the ladder's 2-epoch U-Net at equal wall-clock, as well as at equal
 #    epochs. The ladder alone shows that the U-Net wins at equal epochs, with 14
 #    times the compute per epoch, not that it wins at equal cost. The README's "At
-#    equal wall-clock" has since measured it with 120 s each: the U-Net (0.42
-#    epochs) FID 32.6 against 71.0 for the `mlp` (8 epochs), and 7.3 for the same
-#    `mlp` trained to predict $x_0$.
+#    equal wall-clock" measures it with 120 s each (`python -m keras_diffusion.bench
+#    ladder --seconds 120`): the U-Net (0.42 epochs) FID 32.6 against 71.0 for the
+#    `mlp` (8 epochs), and 7.3 for the same `mlp` trained to predict $x_0$.
 # 2. Dropping attention removes little: 600,481 → 583,713 parameters (16,768 fewer,
 #    3 %: one attention layer at 7x7 with 64 channels). Dropping the 7x7 level removes
 #    three quarters: 600,481 → 156,769 (the table above put 3/4 of the parameters

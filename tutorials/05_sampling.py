@@ -322,19 +322,25 @@ ladder_figure(labels, [to_uint8(results[label]["images"][:n], config.scaling) fo
 # ## Quality against steps: why the noise helps an imperfect model
 #
 # Which of these samplers draws the *best* images? That takes thousands of
-# samples and notebook 06's FID, more than this notebook should spend, so the
-# measurement was made once with `benchmarks/sampler_steps.py` and saved in
-# `assets/sampler_steps.json`: FID of 500 samples per setting (lower is better;
-# 500 real images score about 0.83 against another 500), from the same starting
-# noise. It was made on the earlier, 5-epoch version of the pretrained
-# `unet-fashion-mnist`; the package now ships the same U-Net trained for 14
-# epochs, the model this notebook samples, so the numbers below describe the
+# samples and notebook 06's FID, more than this notebook should spend, so this
+# notebook does not measure it. The table below was made by
+#
+# ```bash
+# python -m keras_diffusion.train --model unet --epochs 5 --out runs/default5
+# python benchmarks/sampler_steps.py --run runs/default5 --n 500 --steps 10 25 50 100 \
+#     --json assets/sampler_steps.json --figure assets/sampler_steps.png
+# ```
+#
+# and is not rerun here: FID of 500 samples per setting (lower is better; 500 real
+# images score about 0.83 against another 500), from the same starting noise. Its
+# model is a 5-epoch run of the default U-Net, not the 14-epoch
+# `unet-fashion-mnist` this notebook samples, so the numbers describe that
 # 5-epoch model, not the one above.
 #
 # | sampler | 10 steps | 25 | 50 | 100 |
 # |---|---|---|---|---|
 # | DDIM, eta 0 | 17.3 | 14.0 | 12.2 | 11.6 |
-# | DDIM, eta 0, network's ε̂ (before the fix) | 19.3 | 16.4 | 16.1 | 17.1 |
+# | DDIM, eta 0, network's ε̂ (`recompute_eps=False`) | 19.3 | 16.4 | 16.1 | 17.1 |
 # | DDIM, eta 0.5 | 15.2 | 10.6 | 8.7 | 7.8 |
 # | DDIM, eta 1 | 15.9 | 8.9 | 5.2 | 3.8 |
 # | DDPM, all 200 steps | | | | 4.4 (at 200 steps) |
@@ -354,10 +360,13 @@ ladder_figure(labels, [to_uint8(results[label]["images"][:n], config.scaling) fo
 # follows the network's errors wherever they lead: an error made at step $t$ shifts
 # every later step. A stochastic one adds fresh noise at each step, which washes out
 # part of what went wrong before, so errors do not pile up (Karras et al. 2022,
-# sec. 4). That is why $\eta = 1$ overtakes $\eta = 0$ as soon as it has steps
-# enough (from 25 on), reaches DDPM's quality at 50-100 steps for a quarter to half
-# of its network calls, and why $\eta = 0.5$ lies in between. With only 10 steps the
-# three are close: too few steps for the noise to be corrected again. The price of
+# sec. 4). That is why $\eta = 1$ scores a lower FID than $\eta = 0$ at every step
+# count in the table, by 1.4 at 10 steps (15.9 against 17.3) and by 5 to 8 from 25
+# steps on; why it comes close to DDPM's 200 steps at 50 (5.2 against 4.4) and
+# passes it at 100 (3.8), with a quarter to half of DDPM's network calls; and why
+# $\eta = 0.5$ lies in between from 25 steps on. With only 10 steps the three are
+# close (15.2 to 17.3, $\eta = 0.5$ the lowest): too few steps for the noise to
+# correct much. The price of
 # $\eta > 0$ is what the next section shows: the image is no longer a function of
 # $x_T$ alone.
 #
@@ -507,7 +516,7 @@ Image(filename=gif, width=250)
 # 1. **Short answer.** DDPM's step goes from $t$ to $t - 1$ only; DDIM's can jump from
 #    any $\tau$ to any earlier $\tau'$, with the same trained network. What in the way
 #    the network was trained allows the jump?
-# 2. **A code change.** The package's DDIM step now re-derives
+# 2. **A code change.** The package's DDIM step re-derives
 #    $\hat\varepsilon = (x_t - \sqrt{\bar\alpha_t}\,\mathrm{clip}(\hat x_0))/\sqrt{1-\bar\alpha_t}$ from the clipped $\hat x_0$
 #    (`recompute_eps=True`, the default, as GLIDE does). Run the cell that compares
 #    whole chains of DDPM ($\tilde\beta$) and DDIM ($\eta = 1$) again, once as it is and
@@ -516,6 +525,16 @@ Image(filename=gif, width=250)
 # 3. **A number to predict.** From the fitted line
 #    (seconds ≈ 0.01 + 0.0949 × steps for 64 images), predict the time DDIM with 20
 #    steps takes, then compare with the table.
+# 4. **Code to write.** Write DDIM's update yourself, in NumPy, from $x_\tau$, $\hat\varepsilon$,
+#    $\bar\alpha_\tau$ and $\bar\alpha_{\tau'}$ (eq. 12, with $\sigma$ from eq. 16 and no clipping):
+#    ```python
+#    def my_ddim_step(x_t, eps_hat, alpha_bar, alpha_bar_next, eta=0.0, z=None):
+#        ...  # return x_τ'
+#    ```
+#    Check it against the package's `ddim_step` on the images of the cell
+#    "$\eta = 1$ is DDPM again" (its `x_t`, `n` and `z`), for a jump of 10 steps from
+#    $\tau = T/2$, with $\eta = 0$ and $\eta = 1$. What should your function return for
+#    $\tau' = -1$, where $\bar\alpha_{\tau'} = 1$?
 
 # %% [markdown]
 # ## Answers
@@ -533,10 +552,31 @@ Image(filename=gif, width=250)
 #    (`tests/test_reverse.py` checks one step to $10^{-4}$; whole chains of 200 steps
 #    with the linear denoiser of notebook 10 agree to an RMS of $10^{-6}$). With
 #    `recompute_eps=False` the clipped $\hat x_0$ is mixed with the network's unclipped
-#    $\hat\varepsilon$ and the two chains part. The saved output shows the first case
-#    (RMS $1.15 \cdot 10^{-6}$ for images of RMS size 0.778); an earlier run of this
-#    notebook, made before the fix on notebook 04's 2-epoch U-Net, showed the second:
-#    RMS 0.31 for images of RMS size 0.81.
+#    $\hat\varepsilon$ and the two chains part: predict a difference far above rounding,
+#    a visible fraction of the images' RMS size, because in the first steps of the
+#    cosine schedule clipping changes almost every pixel of $\hat x_0$. The saved
+#    output shows only the first case (RMS $1.15 \cdot 10^{-6}$ for images of RMS
+#    size 0.778); run the second to see how far the chains part.
 # 3. $0.01 + 0.0949 \times 20 \approx 1.91$ s; the table measured 1.89 s (the CPU was
 #    shared while this notebook ran, yet every repeat time lies within 0.33 s of the
 #    line). Per image and network call that is about $0.0949 / 64 \approx 1.5$ ms.
+# 4. Predict $\hat x_0$ (DDIM eq. 9), then re-noise it to $\bar\alpha_{\tau'}$:
+#    ```python
+#    def my_ddim_step(x_t, eps_hat, alpha_bar, alpha_bar_next, eta=0.0, z=None):
+#        x0_hat = (x_t - np.sqrt(1 - alpha_bar) * eps_hat) / np.sqrt(alpha_bar)  # predicted image
+#        sigma = eta * np.sqrt((1 - alpha_bar_next) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_next))  # eq. 16
+#        x_next = np.sqrt(alpha_bar_next) * x0_hat + np.sqrt(1 - alpha_bar_next - sigma**2) * eps_hat  # eq. 12
+#        return x_next + sigma * z if eta > 0 else x_next
+#
+#
+#    t, t_next = T // 2, T // 2 - 10
+#    eps = np.asarray(denoiser([x_t, np.full(n, t)]))  # (n, 28, 28, 1)
+#    for eta in (0.0, 1.0):
+#        mine = my_ddim_step(x_t, eps, schedule.alpha_bars[t], schedule.alpha_bars[t_next], eta, z)
+#        package = np.asarray(ddim_step(schedule, x_t, t, t_next, eps, eta=eta, noise=z))
+#        print(f"eta={eta}: max |mine - ddim_step| = {np.abs(mine - package).max():.1e}")
+#    ```
+#    Both differences should be float32 rounding, about $10^{-6}$. For $\tau' = -1$,
+#    $\bar\alpha_{\tau'} = 1$ makes $\sigma = 0$ and the direction term vanish: the step
+#    returns $\hat x_0$ itself, whatever $\eta$ is (the package extends its $\bar\alpha$
+#    array by a 1 for exactly this).

@@ -458,15 +458,16 @@ fig
 #   steps) scores **FID 5.87 against a floor of 0.42**, about 14 times the floor
 #   ($5.87 / 0.418 = 14.0$). For scale, at the same $n$: real images blurred by one
 #   pixel score 5.22, real images of three classes only 46.89. Its samples are
-#   about as far from the data as blurred real images, a little further. An
-#   earlier run of this notebook scored a 2-epoch run of notebook 04 at FID 30.4
-#   and class entropy 0.82 at the same $n$: twelve more epochs cut the FID about
-#   five-fold ($30.44 / 5.87 = 5.2$). The package README's target, FID within 3
-#   times the floor (here $3 \cdot 0.418 = 1.25$), is still far off: this gap is the
-#   number to watch as it trains longer.
+#   about as far from the data as blurred real images, a little further. How the
+#   FID fell with training is in notebook 04's loss figure (256 DDIM-50 samples
+#   after each epoch, about 26 after epoch 1 and 7 after epoch 14; at $n = 256$ the
+#   floor is higher than at 1000, so those values do not compare with 5.87
+#   directly). An FID within 3 times the floor (here $3 \cdot 0.418 = 1.25$) is
+#   still far off: this gap is the number to watch as it trains longer.
 # - **The sampler is part of the score.** DDIM with 50 deterministic steps is the
 #   fast sampler these numbers use; it follows the model's errors. Notebook 05's
-#   last table (the earlier, 5-epoch version of this U-Net, $n = 500$) shows it at
+#   table (made by `benchmarks/sampler_steps.py` on a 5-epoch run of this U-Net,
+#   $n = 500$; not rerun here or there) shows it at
 #   FID 12.2 with DDIM-50 and $\eta = 0$, 5.2 with $\eta = 1$ and 4.4 with DDPM's 200
 #   steps: always report DDPM or a stochastic sampler beside DDIM, and say which.
 # - **Class entropy 0.979** (real images: 0.998): all ten classes are drawn, in
@@ -524,6 +525,19 @@ fig
 #    README) and the README's 2-epoch U-Net (29, 0.83, 3.8).
 # 3. **A number to predict.** From the floors measured above, predict the floor at
 #    $n = 4000$.
+# 4. **Code to write.** Write FID and the class entropy yourself, in NumPy and
+#    `scipy.linalg.sqrtm`, from the formulas above:
+#    ```python
+#    def my_fid(features1, features2):  # (N1, 128), (N2, 128) -> d²
+#        ...
+#
+#    def my_entropy(histogram):  # (10,) counts -> H in [0, 1]
+#        ...
+#    ```
+#    Check `my_fid` on the two halves of the test images (`features[:half]`,
+#    `features[half:]`, which scored 0.100 above) and `my_entropy` on the U-Net's
+#    histogram (`unet["histogram"]`, entropy 0.979). What must `my_entropy` do with
+#    a class that was never drawn?
 
 # %% [markdown]
 # ## Answers
@@ -532,7 +546,8 @@ fig
 #    (real images against real images) is 2.06, so A scores as well as real data can
 #    at that $n$; at $n = 2000$ the floor is 0.15, so B is 0.85 above it. Score both at
 #    the same, large $n$, each beside its floor.
-# 2. Measured here: FID 52.4 (floor 0.15), class entropy 0.26, 5.62 bits/dim (3.31
+# 2. Those two commands, run once on a 2-core CPU (not part of this notebook's
+#    outputs), give: FID 52.4 (floor 0.15), class entropy 0.26, 5.62 bits/dim (3.31
 #    for the denoising terms, 2.31 for the decoder); with DDPM's 200 steps instead of
 #    DDIM-50, FID 57.9 and entropy 0.14. Better than every MLP rung on FID and on
 #    the bound, worse than the U-Net on both. The low entropy is its own failure:
@@ -542,3 +557,29 @@ fig
 # 3. The product $n \cdot \text{floor}$ was about 410 at $n$ = 200 to 1000 and 300 at
 #    2000, so expect a floor of about 0.075 to 0.10 at $n = 4000$
 #    (`python -m keras_diffusion.evaluate --real --n 4000` measures it).
+# 4. ```python
+#    import scipy.linalg
+#
+#
+#    def my_fid(features1, features2):
+#        mu1, mu2 = features1.mean(axis=0), features2.mean(axis=0)  # (128,)
+#        cov1, cov2 = np.cov(features1, rowvar=False), np.cov(features2, rowvar=False)  # (128, 128)
+#        root = scipy.linalg.sqrtm(cov1 @ cov2).real  # (Σ1 Σ2)^(1/2); drop round-off imaginary parts
+#        return float(np.sum((mu1 - mu2) ** 2) + np.trace(cov1 + cov2 - 2 * root))
+#
+#
+#    def my_entropy(histogram):
+#        p = np.asarray(histogram, np.float64) / np.sum(histogram)
+#        p = p[p > 0]  # a class never drawn adds 0 (p log p -> 0 as p -> 0), not log 0
+#        return float(-(p * np.log(p)).sum() / np.log(len(histogram)))
+#
+#
+#    print(my_fid(features[:half], features[half:]), metrics.fid_from_features(features[:half], features[half:]))
+#    print(my_entropy(unet["histogram"]), unet["class_entropy"])
+#    ```
+#    Each pair should agree to several digits: about 0.100 and 0.979. The dead
+#    features make both covariances singular; `sqrtm` copes here, and where it
+#    returns values that are not finite, `metrics.frechet_distance` adds $10^{-6}$ to
+#    both diagonals and tries again, which yours could do too. Dividing by
+#    $\log 10$, the number of classes, not the number of classes drawn, is what makes
+#    a collapse onto three classes score 0.48 rather than 1.
