@@ -31,9 +31,10 @@
 # Full run: 19.5 min on a 2-core CPU (no GPU) heavily shared with other jobs. It
 # reads two models shipped with the package: `unet-fashion-mnist-conditional`
 # (the default U-Net with a label input, 2 epochs of
-# `python -m keras_diffusion.train --conditional --epochs 2`, about 20 min on a quiet
-# 2-core CPU) and `noisy-classifier-fashion-mnist` (the noisy classifier,
-# `python -m keras_diffusion.train --classifier`, 2 epochs, a few minutes). The saved
+# `python -m keras_diffusion.train --conditional --epochs 2`, 49 min on a 2-core
+# CPU shared with other jobs) and `noisy-classifier-fashion-mnist` (the noisy classifier,
+# `python -m keras_diffusion.train --classifier`, 2 epochs, 12 min); `python -m
+# keras_diffusion.pretrained list` shows how each was made. The saved
 # outputs were made from runs with the same weights, byte for byte, in
 # `tutorials/runs/07_conditional` and `tutorials/runs/07_classifier`. To use your
 # own runs instead, start Jupyter with `KERAS_DIFFUSION_RUN=runs/07_conditional`
@@ -97,8 +98,9 @@ print(f"QUICK={QUICK}: {denoiser.name} ({denoiser.count_params():,} parameters),
 # The conditional U-Net is notebook 04's U-Net with one more input, $y$, an
 # integer in $[0, 10]$. An embedding table turns it into a vector of the time
 # embedding's size, and the two are **added**: every residual block already
-# shifts its features by the time vector, and now by the label's too (this is
-# how DDPM's and Dhariwal & Nichol's class-conditional models do it). Row 10 of
+# shifts its features by the time vector, and now by the label's too (Dhariwal &
+# Nichol's class-conditional U-Nets add their class embedding to the time
+# embedding the same way; DDPM's models were unconditional). Row 10 of
 # the table is the **null label** $\varnothing$: "no class given".
 
 # %%
@@ -223,10 +225,18 @@ plot_grid(to_uint8(np.stack(rows), config.scaling), row_titles=[f"s = {s:g}" for
 # Fashion-MNIST classifier (notebook 06; not the guiding one) say which class
 # each is. **FID** (notebook 06) says how far the whole set is from real
 # images. Both from the same seed; DDIM with 25 steps, to keep the notebook
-# short, and $\eta = 1$: for a model trained two epochs the deterministic DDIM
-# ($\eta = 0$) follows the network's errors into smeared images, while the fresh
-# noise of $\eta = 1$ corrects them (Karras et al. 2022, sec. 4). The README's table is the
-# larger measurement, made by `benchmarks/guidance.py`.
+# short, and $\eta = 1$, whose fresh noise at each step corrects part of the
+# network's errors where the deterministic $\eta = 0$ follows them (notebook 05;
+# Karras et al. 2022, sec. 4). A larger measurement, 500 images a setting with
+# DDIM-50, was made by
+#
+# ```bash
+# python benchmarks/guidance.py --run runs/cond --classifier runs/clf --n 500 --json assets/guidance.json --figures assets
+# ```
+#
+# (`runs/cond` and `runs/clf` trained by the first cell's two commands, with
+# `--out runs/cond` and `--out runs/clf`) and is not rerun here;
+# the Results pages of the documentation (`docs/results/guidance.md`) show it.
 
 # %%
 evaluator = Evaluator(seed=0)
@@ -247,18 +257,31 @@ for kind, value, kwargs in settings:
 # %% [markdown]
 # In the full run above (300 images a setting, so the floor is 1.5) label
 # accuracy rose with $w$, from 0.56 at $w = 0$ to 0.88 at $w = 3$, while FID
-# first fell (11.7 to 9.4 at $w = 1$: unguided, many images sit between two
-# classes, the way a shirt drifts into a pullover) and then rose again (10.0 at
-# $w = 3$), as the images of a class grow more alike (compare the rows of the
-# $w$ figure above). Classifier guidance starts from the unconditional model,
-# whose label accuracy would be 0.1 by chance: $s = 1$ lifted it to 0.39 and
-# $s = 10$ to 0.76, at a higher FID than CFG at the same accuracy. The README
-# measures the curves with 500 images a setting.
+# first fell (11.7 to 9.4 at $w = 1$) and then rose again (10.0 at $w = 3$). A
+# reading that fits these numbers: unguided, many images are not clearly of the
+# class asked for (label accuracy 0.56), and a little guidance makes them cleaner
+# garments of that class; stronger guidance narrows the variety within each class,
+# which FID counts against it (the trade-off Ho & Salimans report). The $w$ figure
+# above has one image per class and weight, so it shows how one image changes
+# with $w$, not the variety within a class. Classifier guidance starts from the
+# unconditional model, whose label accuracy would be 0.1 by chance: $s = 1$ lifted
+# it to 0.39 and $s = 10$ to 0.76, at a higher FID than CFG at the same accuracy
+# (11.7 against 9.4 at $w = 1$). The 500-image measurement named above shows the
+# same pattern: FID lowest at $w = 1$ (7.5) and higher again at $w = 3$ (8.1) and
+# $w = 7$ (11.2), while label accuracy rises to 0.94.
 #
 # **Cost per step.** Classifier-free guidance runs the network on $2B$ images
-# per step; classifier guidance runs the network on $B$ and the classifier
-# forward *and* backward. The images/s above show it; at $w = 0$ the package
-# makes one pass, not two.
+# per step ($w > 0$; at $w = 0$ the package makes one pass, not two); classifier
+# guidance runs the network on $B$ and the classifier forward *and* backward, and
+# the classifier is small (101,994 parameters against the U-Net's 601,185). The
+# images/s above cannot rank these costs: other jobs shared the CPU while they
+# ran, and the rates do not follow the passes. CFG drew 2.1 images/s at $w = 1$ and
+# 2.8 at $w = 3$, the same two passes; classifier guidance ran at 3.9 and 3.7
+# images/s, as fast as the one pass of $w = 0$ (3.7). Only "$w > 0$ is slower than
+# $w = 0$" shows through. To compare costs, time a step of each setting several
+# times on an otherwise idle machine. The `benchmarks/guidance.py` command above
+# times a step at batch 64 (DDIM, 10 steps), not rerun here: 353 ms unguided, 767 ms
+# with CFG, 545 ms with classifier guidance, itself on a shared CPU.
 #
 # **Takeaways**
 #
@@ -288,6 +311,19 @@ for kind, value, kwargs in settings:
 #    $\varepsilon$ to see where the factor $\sqrt{1-\bar\alpha_t}$ comes from. Which $s$ asks
 #    for the same distribution as $w = 0$? Predict the label accuracy of classifier
 #    guidance at that $s$ from CFG's at $w = 0$, then compare with the measurement above.
+# 4. **Code to write.** Write classifier-free guidance yourself, as the package runs it:
+#    the conditional and the null pass through the network as **one batch of $2B$**,
+#    split, then combined by eq. 6.
+#    ```python
+#    def my_cfg_eps(denoiser, x_t, t, labels, null_label, w):
+#        ...  # return ε̃, shaped like x_t
+#    ```
+#    Check it against the $\tilde\varepsilon$ that `sample`'s compiled loop uses,
+#    `Guide(denoiser, labels, guidance=w).eps(denoiser, schedule, x_t, t, labels)`
+#    (`from keras_diffusion.guidance import Guide`), on the `x_t`, `t` and `y` of the cell
+#    that compares `cfg_eps` with the formula, for $w = 0$, 1 and 3. At $w = 0$ both
+#    return the same numbers: how many images does the network see in your call, and
+#    in the package's?
 
 # %% [markdown]
 # ## Answers
@@ -324,10 +360,34 @@ for kind, value, kwargs in settings:
 #    differ only in the classifier term: CFG's implicit one, $\varepsilon(x_t, y) - \varepsilon(x_t, \varnothing)$,
 #    against $p_\phi$'s gradient. Were the two terms equal, $s = 1$ would draw what
 #    $w = 0$ draws and match its label accuracy, 0.56 in this notebook's run (0.52 in
-#    the README's). Measured: 0.39 (README: 0.38); it takes $s = 10$ to reach 0.76, what $w = 1$ reaches, and then at FID 11.7
+#    the 500-image measurement). Measured: 0.39 (500-image measurement: 0.38); it takes $s = 10$ to reach 0.76, what $w = 1$ reaches, and then at FID 11.7
 #    against 9.4. The noisy classifier is not $p(y \mid x_t)$: cross-entropy trains its
 #    outputs at the $x_t$ it saw, and nothing in training checks its gradient; its
 #    accuracy also falls with the noise (0.82 at $t = 0$, 0.76 at $t = 100$, 0.35 at
-#    $t = 180$, plotted above and in the README). On this measurement its pull is
+#    $t = 180$, plotted above). On this measurement its pull is
 #    weaker than the implicit classifier's; a larger $s$ makes up for it, at a cost
 #    in FID.
+# 4. Concatenate along the batch axis, call the network once, split the result in two:
+#    ```python
+#    from keras_diffusion.guidance import Guide
+#
+#
+#    def my_cfg_eps(denoiser, x_t, t, labels, null_label, w):
+#        both = denoiser([tf.concat([x_t, x_t], 0), tf.concat([t, t], 0),
+#                         tf.concat([labels, tf.fill(tf.shape(labels), null_label)], 0)])  # (2B, 28, 28, 1)
+#        eps_cond, eps_null = tf.split(tf.cast(both, tf.float32), 2, axis=0)  # (B, 28, 28, 1) each
+#        return (1 + w) * eps_cond - w * eps_null  # Ho & Salimans 2022, eq. 6
+#
+#
+#    for w in (0.0, 1.0, 3.0):
+#        mine = my_cfg_eps(denoiser, x_t, t, y, 10, w)
+#        package = Guide(denoiser, y, guidance=w).eps(denoiser, schedule, x_t, t, y)
+#        print(f"w={w:g}: max |mine - Guide.eps| = {np.abs(np.asarray(mine) - np.asarray(package)).max():.1e}")
+#    ```
+#    Run against `unet-fashion-mnist-conditional` on a 2-core CPU, it printed
+#    `0.0e+00` for all three weights. For $w > 0$ the two make the same call on the same
+#    batch of 8; at $w = 0$ a batch of 8 against one of 4 may differ by float32
+#    rounding (about $10^{-6}$) on another machine. At $w = 0$ your
+#    function still sends $2B = 8$ images through the network and multiplies the null
+#    half by zero; the package's `cfg_eps` sees $w = 0$ and makes the single
+#    conditional pass of $B = 4$, half the work for the same $\tilde\varepsilon$.

@@ -174,7 +174,9 @@ for t in (1, 20, 100, 190):
 # The regression recovers eq. 6-7, to three or four digits for the slopes and
 # within the sampling error elsewhere. **Step 4**: fix the
 # model's variance to the same $\sigma_t^2 = \tilde\beta_t$ (DDPM's "fixed small" choice, the
-# package's too). The KL of two Gaussians with equal variances is the squared
+# one the package's bound, `metrics.vb_terms`, uses; its DDPM sampler defaults to
+# the "fixed large" $\sigma_t^2 = \beta_t$, `variance="beta"`, which DDPM found to sample
+# as well, sec. 3.2). The KL of two Gaussians with equal variances is the squared
 # distance of their means, so
 #
 # $$L_{t-1} = \frac{1}{2\tilde\beta_t}\,E_q\big\|\tilde\mu_t(x_t, x_0) - \mu_\theta(x_t, t)\big\|^2\qquad\text{(DDPM eq. 8)}.$$
@@ -242,12 +244,20 @@ fig
 # within their sampling error: one $\varepsilon$ per image and $t$, and a sample of the
 # images the expectation is over. (On test images
 # rather than the images it was fit on, and with $\hat x_0$ clipped as
-# `evaluate --bpd` does, the linear denoiser scores 5.6 bits/dim on 500 test images:
-# better than every MLP rung's 6.6 to 11, worse than the U-Net's 3.8.)
+# `evaluate --bpd` does, the linear denoiser scores 5.62 bits/dim on 500 test
+# images: better than notebook 03's MLP rungs, 6.57 to 11.09, worse than notebook
+# 04's 2-epoch U-Net, 3.80. These numbers come from the Results pages
+# (`docs/results/ladder.md`, `docs/results/quality.md`, each with its command) and
+# are not rerun here; `python -m keras_diffusion.evaluate --run RUN --bpd --bpd-n 500`
+# measures bits/dim this way, for the linear denoiser on a run of
+# `python -m keras_diffusion.train --model linear`.)
 #
 # **Step 7**: $L_\text{simple}$. The weights $w_t$ (right) span orders of magnitude:
 # the bound cares most about the steps next to the data, where $\tilde\beta_t$ is tiny.
-# DDPM drops them, drops $L_T$ (no parameters) and $L_0$, and samples $t$ uniformly:
+# DDPM drops them and $L_T$ (no parameters), samples $t$ uniformly, and lets the
+# $t = 1$ term of the sum stand in for $L_0$: the decoder's discrete likelihood,
+# approximated by the Gaussian density times the bin width (DDPM sec. 3.4). In the
+# package's 0-based timesteps that is $t = 0$, one of the $T$ values the loss draws:
 #
 # $$L_\text{simple} = E_{t,\,x_0,\,\varepsilon}\,\big\|\varepsilon - \hat\varepsilon(x_t, t)\big\|^2\qquad\text{(DDPM eq. 14)},$$
 #
@@ -434,7 +444,9 @@ print(f"σ*²/β̃_t: {ratio[0]:.1f} at t = 1, {ratio[49]:.2f} at t = 50, {ratio
 # 4.08 to 3.40 bits/dim, almost all of it at the steps near the data, where the
 # mean's error is large next to the tiny $\tilde\beta_t$ ($\sigma_t^{*2}$ is 2.4 times $\tilde\beta_t$ at
 # $t = 1$ and equal to it from $t \approx 50$ on); for this model the fixed $\sigma_t^2 = \beta_t$
-# gets most of the way (3.44). A well-trained U-Net's means are better near the
+# gets most of the way (3.44). (The first line's label "the package" means the
+# package's bound, which fixes $\sigma_t^2 = \tilde\beta_t$; its DDPM sampler's default,
+# $\sigma_t^2 = \beta_t$, is the second line.) A well-trained U-Net's means are better near the
 # data, so its gain is smaller; but its sampler would still take wider steps where
 # it is unsure, which is part of what lets improved DDPM sample well with far
 # fewer steps.
@@ -465,6 +477,16 @@ print(f"σ*²/β̃_t: {ratio[0]:.1f} at t = 1, {ratio[49]:.2f} at t = 50, {ratio
 #    `sample(denoiser, NoiseSchedule.linear(200), 16, seed=0)`: static, or not?
 # 3. **A number to predict.** For the binary pixel at $t = 199$ (the cosine schedule's
 #    last step), predict the loss of the linear denoiser and of $E[\varepsilon \mid x_t]$.
+# 4. **Code to write.** Write the posterior of Step 3 (eq. 6-7) from `schedule.betas`
+#    and `schedule.alpha_bars` alone:
+#    ```python
+#    def my_posterior(x0, x_t, t):  # t >= 1, an int
+#        ...  # return (μ̃_t, an array like x_t; β̃_t, a number)
+#    ```
+#    Check the mean against the package's `posterior_mean(schedule, x0, x_t, t)` and
+#    the variance against `schedule.posterior_variance[t]`, on the images `x0` of the
+#    bound cells noised with `q_sample`, for $t = 1$, 50 and 150. What would your
+#    function return at $t = 0$, and what should it?
 
 # %% [markdown]
 # ## Answers
@@ -475,12 +497,37 @@ print(f"σ*²/β̃_t: {ratio[0]:.1f} at t = 1, {ratio[49]:.2f} at t = 50, {ratio
 #    much accuracy at one noise level it gives up for another, and $L_\text{simple}$
 #    spends more of its capacity on the noisy steps, which decide what the sample
 #    looks like, than the bound would.
-# 2. Its mean loss is 0.110 with all 60,000 images (the number the README and
-#    notebook 02 quote), against 0.86 for the classic MLP in the same settings. Its
-#    samples are garment-shaped blobs, not static (standard deviation 0.26, against
-#    3.45 for the MLP's): the classic settings do not by themselves make static, the
-#    MLP does.
+# 2. Its mean loss is 0.110 with all 60,000 images (the number notebook 02 quotes),
+#    against 0.865 for the classic MLP in the same settings (its last epoch in
+#    notebook 02). Its samples are garment-shaped blobs, not static (standard
+#    deviation 0.26, against 3.43 for the MLP's): the classic settings do not by
+#    themselves make static, the MLP does.
 # 3. Both are about $\bar\alpha_{199} = 6 \cdot 10^{-8}$: at the last step $x_t$ is pure noise,
 #    $\hat\varepsilon = x_t$ is almost exactly right, and the linear denoiser's loss
 #    $\bar\alpha_t/(\bar\alpha_t + 1 - \bar\alpha_t) = \bar\alpha_t$ equals the optimum's to within a
 #    rounding error. The two denoisers differ only where signal is left.
+# 4. Read $\bar\alpha_{t-1}$ at index $t - 1$ and use $\alpha_t = 1 - \beta_t$:
+#    ```python
+#    def my_posterior(x0, x_t, t):
+#        beta, alpha_bar, alpha_bar_prev = schedule.betas[t], schedule.alpha_bars[t], schedule.alpha_bars[t - 1]
+#        coef1 = np.sqrt(alpha_bar_prev) * beta / (1 - alpha_bar)  # of x_0, eq. 7
+#        coef2 = np.sqrt(1 - beta) * (1 - alpha_bar_prev) / (1 - alpha_bar)  # of x_t
+#        return coef1 * x0 + coef2 * x_t, (1 - alpha_bar_prev) / (1 - alpha_bar) * beta  # μ̃_t, β̃_t
+#
+#
+#    for t in (1, 50, 150):
+#        x_t = np.asarray(q_sample(schedule, x0, t, rng.standard_normal(x0.shape).astype(np.float32)))  # (B, 28, 28, 1)
+#        mean, variance = my_posterior(x0, x_t, t)
+#        print(f"t={t:>3}: max |μ̃ - posterior_mean| = {np.abs(mean - np.asarray(posterior_mean(schedule, x0, x_t, t))).max():.1e}, "
+#              f"β̃ = {variance:.4e} against {schedule.posterior_variance[t]:.4e}")
+#    ```
+#    On the 128 images of the bound cells, with a fresh `rng = np.random.default_rng(0)`,
+#    it printed mean differences of
+#    $8.8 \cdot 10^{-8}$, $1.9 \cdot 10^{-7}$ and $2.8 \cdot 10^{-7}$ (float32 rounding) and
+#    $\tilde\beta_t$ equal to four digits: $1.5203 \cdot 10^{-4}$ at $t = 1$, as the regression
+#    cell found. At $t = 0$, `alpha_bars[t - 1]` is NumPy's `alpha_bars[-1]`, the *last*
+#    $\bar\alpha$, about $6 \cdot 10^{-8}$: a silent error. The right value is $\bar\alpha_{-1} = 1$
+#    (nothing noised yet), which the schedule's `alpha_bars_prev` holds in its first
+#    place. With it $1 - \bar\alpha_0 = \beta_0$, so the coefficients are 1 and 0 and
+#    $\tilde\beta_0 = 0$: the "posterior" at $t = 0$ is $x_0$ itself, which is why the bound's
+#    $t = 0$ term is the decoder's $L_0$, not a KL.
