@@ -247,6 +247,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="speed, peer: fewer timed steps")
     parser.add_argument("--python", help="peer: the Python of a venv with torch and diffusers (see benchmarks/peer/README.md)")
     parser.add_argument("--peer-dir", metavar="DIR", help="peer: the folder of the peer's scripts (default: benchmarks/peer of this checkout)")
+    parser.add_argument("--peer-config", metavar="JSON", help="peer: run each peer row in the configuration benchmarks/peer_levers.py found fastest (default: float32 eager)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--figure", help="write the samples of every rung, one row each, here")
     args = parser.parse_args(argv)

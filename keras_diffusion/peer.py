@@ -10,6 +10,11 @@ diffusers; see ``benchmarks/peer/README.md``). A process a row gives each
 row its own peak memory and keeps one row's threads and caches out of the
 next; running the two back to back makes their ratio fair even when the
 machine's load drifts. The ratio is > 1 where ours is faster.
+
+The peer runs float32 eager unless ``--peer-config FILE`` names, row by
+row, the configuration of PyTorch's levers (bf16 autocast, channels_last,
+torch.compile) that ``benchmarks/peer_levers.py`` found fastest; the table
+names each row's configuration beside the peer's figure.
 """
 
 import datetime
@@ -39,6 +44,8 @@ ROWS = {
     "unet_call_default": ("U-Net call, our default config (batch 64)", "ms", ["unet.py", "call", *_OURS]),
     "unet_ddim_peer_config": ("U-Net sampling, DDIM-50, the peer's config (batch 64)", "images/s", ["unet.py", "ddim", *_PEER]),
     "unet_ddim_default": ("U-Net sampling, DDIM-50, our default config (batch 64)", "images/s", ["unet.py", "ddim", *_OURS]),
+    "unet_dpmpp_peer_config": ("U-Net sampling, DPM-Solver++(2M) 20 steps, the peer's config (batch 64)", "images/s", ["unet.py", "dpmpp", *_PEER]),
+    "unet_dpmpp_default": ("U-Net sampling, DPM-Solver++(2M) 20 steps, our default config (batch 64)", "images/s", ["unet.py", "dpmpp", *_OURS]),
     "unet_ddpm_peer_config": ("U-Net sampling, DDPM, the peer's config (batch 64, T = 200)", "images/s", ["unet.py", "ddpm", *_PEER]),
     "unet_ddpm_default": ("U-Net sampling, DDPM, our default config (batch 64, T = 200)", "images/s", ["unet.py", "ddpm", *_OURS]),
 }
@@ -51,6 +58,70 @@ TIMED = {
     "full": dict(mlp_steps=300, unet_steps=10, windows=3, calls=15, mlp_runs=3, chain_runs=2, chain=None),
     "quick": dict(mlp_steps=70, unet_steps=2, windows=1, calls=3, mlp_runs=1, chain_runs=1, chain=10),
 }
+
+
+# the sampler of each sampling row (by the key's prefix; on the peer's side diffusers' own), and the steps of
+# a chain of the stepped ones (DDPM takes all T)
+SAMPLERS = {"mlp_sample": "ddpm", "unet_ddim": "ddim", "unet_dpmpp": "dpmpp_2m", "unet_ddpm": "ddpm"}
+CHAIN_STEPS = {"ddim": 50, "dpmpp_2m": 20}
+# the peer's levers (benchmarks/peer/levers.py): a configuration is their names joined by "+", or "fp32"
+LEVERS = {"bf16": "--bf16", "channels_last": "--channels-last", "compile": "--compile"}
+PEER_CONFIGS = ("fp32", "bf16", "channels_last", "bf16+channels_last", "compile", "bf16+compile")
+
+
+def sampler_of(key):
+    """The sampler a row times, or None for a training or call row."""
+    return next((name for prefix, name in SAMPLERS.items() if key.startswith(prefix)), None)
+
+
+def peer_flags(key, config):
+    """The peer script's flags for a configuration name; a ValueError names what is wrong with it."""
+    levers = [] if config == "fp32" else config.split("+") if isinstance(config, str) else [None]
+    if any(lever not in LEVERS for lever in levers) or len(set(levers)) < len(levers):
+        raise ValueError(f"row {key!r} has configuration {config!r}; it is 'fp32' or levers joined by '+', from {', '.join(LEVERS)}")
+    if "channels_last" in levers and not key.startswith("unet"):
+        raise ValueError(f"row {key!r} has configuration {config!r}; channels_last is for the U-Net rows (an MLP has no image layout)")
+    return [LEVERS[lever] for lever in levers]
+
+
+def peer_configs(key):
+    """The configurations the sweep tries on a row: all but channels_last on the MLP's."""
+    return [config for config in PEER_CONFIGS if key.startswith("unet") or "channels_last" not in config]
+
+
+def load_peer_config(path):
+    """{row: configuration} from ``benchmarks/peer_levers.py``'s JSON; a bad file is a one-line UsageError."""
+    where = f"--peer-config {path}"
+    try:
+        found = json.loads(pathlib.Path(path).read_text())
+    except OSError as error:
+        raise cli.UsageError(f"{where}: cannot read it ({error.strerror})") from None
+    except ValueError as error:
+        raise cli.UsageError(f"{where}: not JSON ({error})") from None
+    rows = found.get("rows") if isinstance(found, dict) else None
+    if not isinstance(rows, dict):
+        raise cli.UsageError(f'{where}: no "rows" object of row -> {{"config": ...}}; benchmarks/peer_levers.py writes one')
+    chosen = {}
+    for key, entry in rows.items():
+        if key not in ROWS:
+            raise cli.UsageError(f"{where}: no row {key!r}; the rows are {', '.join(ROWS)}")
+        config = entry.get("config") if isinstance(entry, dict) else None
+        try:
+            peer_flags(key, config)
+        except ValueError as error:
+            raise cli.UsageError(f"{where}: {error}") from None
+        chosen[key] = config
+    return chosen
+
+
+def peer_command(folder, key, mode, data_dir=None, config="fp32"):
+    """The peer's side of a row: its script and arguments, to run under the peer's Python."""
+    timed, script = TIMED[mode], ROWS[key][2]
+    steps = timed["mlp_steps"] if key == "mlp_train" else timed["unet_steps"]
+    command = [str(pathlib.Path(folder) / script[0]), *script[1:], "--steps", str(steps), "--repeat", str(repeats(key, timed))]
+    command += ["--data-dir", data_dir] if data_dir and key == "mlp_train" else []
+    command += ["--timed-steps", str(timed["chain"])] if timed["chain"] and key.startswith("unet") and sampler_of(key) else []
+    return command + peer_flags(key, config)
 
 
 def repeats(key, timed):
@@ -118,25 +189,22 @@ def peer(args):
     unknown = sorted(set(args.only or ()) - set(ROWS))
     if unknown:
         raise cli.UsageError(f"--only: no row {unknown[0]!r}; the rows are {', '.join(ROWS)}")
+    configs = load_peer_config(args.peer_config) if getattr(args, "peer_config", None) else {}
     mode = "quick" if args.quick else "full"
-    timed = TIMED[mode]
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     start, results = time.perf_counter(), []
     for key in rows:
-        label, unit, script = ROWS[key]
-        steps = timed["mlp_steps"] if key == "mlp_train" else timed["unet_steps"]
+        label, unit, _ = ROWS[key]
+        config = configs.get(key, "fp32")  # a row the file does not name runs as it always did
         ours = run_json([sys.executable, "-m", "keras_diffusion.peer", key, "--mode", mode, *data])
-        extra = ["--steps", str(steps), "--repeat", str(repeats(key, timed))]
-        extra += data if key == "mlp_train" else []
-        extra += ["--timed-steps", str(timed["chain"])] if timed["chain"] and ("ddim" in key or "ddpm" in key) else []
-        theirs = run_json([args.python, str(folder / script[0]), *script[1:], *extra])
-        row = {"row": key, "measure": label, "unit": unit, "ours": ours.pop("value"), "peer": theirs.pop("value")}
+        theirs = run_json([args.python, *peer_command(folder, key, mode, args.data_dir, config)])
+        row = {"row": key, "measure": label, "unit": unit, "ours": ours.pop("value"), "peer": theirs.pop("value"), "peer_config": config}
         row["load_average"] = round(os.getloadavg()[0], 1)  # other jobs on the cores: > cores means shared
         row["ratio"] = ratio(unit, row["ours"], row["peer"])
         row["ours_peak_rss_mib"], row["peer_peak_rss_mib"] = ours.pop("peak_rss_mib"), theirs.pop("peak_rss_mib")
         row["ours_detail"], row["peer_detail"] = ours, theirs
         results.append(row)
-        print(f"{label:62s} {unit:9s} ours {row['ours']:9,.1f}  peer {row['peer']:9,.1f}  ratio {row['ratio']:5.2f}x", flush=True)
+        print(f"{label:72s} {unit:9s} ours {row['ours']:9,.1f}  peer {row['peer']:9,.1f} ({config})  ratio {row['ratio']:5.2f}x", flush=True)
     print()
     print(markdown_table(results))
     if args.json:
@@ -145,6 +213,7 @@ def peer(args):
             "date": datetime.date.today().isoformat(),
             "cpu": cpu_info(),
             "mode": mode,
+            "peer_config": getattr(args, "peer_config", None),  # None: every peer row float32 eager
             "seconds": round(time.perf_counter() - start),
             "ratio_min": min(r["ratio"] for r in results),
             "note": "each row: ours, then the peer's, back to back in fresh processes; ratio > 1 = ours faster; "
@@ -157,11 +226,11 @@ def peer(args):
 
 
 def markdown_table(rows):
-    """The README's side-by-side table."""
-    lines = ["| measure | unit | keras_diffusion | PyTorch + diffusers | ratio | peak memory, ours / peer (MiB) |", "|" + "---|" * 6]
+    """The README's side-by-side table; the peer's column names its configuration ("fp32": float32 eager)."""
+    lines = ["| measure | unit | keras_diffusion | PyTorch + diffusers (configuration) | ratio | peak memory, ours / peer (MiB) |", "|" + "---|" * 6]
     for r in rows:
         lines.append(
-            f"| {r['measure']} | {r['unit']} | {r['ours']:,.1f} | {r['peer']:,.1f} | **{r['ratio']:.2f}x** "
+            f"| {r['measure']} | {r['unit']} | {r['ours']:,.1f} | {r['peer']:,.1f} ({r.get('peer_config', 'fp32')}) | **{r['ratio']:.2f}x** "
             f"| {r['ours_peak_rss_mib']:,.0f} / {r['peer_peak_rss_mib']:,.0f} |"
         )
     return "\n".join(lines)
@@ -200,7 +269,7 @@ def measure(key, mode, data_dir=None):
         if "call" in key:
             out["value"] = _ms_per_call(denoiser, repeats(key, timed))
         else:
-            sampler = "ddim" if "ddim" in key else "ddpm"
+            sampler = sampler_of(key)
             chain = None if key == "mlp_sample" else timed["chain"]
             out["value"], out["timed_steps"] = _sampling_rate(denoiser, schedule, clip, sampler, chain, repeats(key, timed))
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -212,7 +281,7 @@ def _sampling_rate(denoiser, schedule, clip, sampler, chain, runs):
     """(images/s of one chain for a batch of 64, steps timed): the best of ``runs`` after a warm-up run.
 
     With ``chain`` only that many steps are run and the time is scaled to the
-    chain's length (50 for DDIM, T for DDPM): DDIM with fewer steps, DDPM
+    chain's length (``CHAIN_STEPS``, T for DDPM): DDIM or DPM-Solver++ with fewer steps, DDPM
     started ``chain`` steps from the end; each step costs what it costs in
     the full chain (one denoiser call and one update).
     """
@@ -222,7 +291,7 @@ def _sampling_rate(denoiser, schedule, clip, sampler, chain, runs):
     from keras_diffusion.reverse import sample
 
     every_step = samplers.entry(sampler).every_step
-    length = schedule.timesteps if every_step else 50
+    length = schedule.timesteps if every_step else CHAIN_STEPS[sampler]
     steps = length if chain is None else min(chain, length)
     x_T = np.random.default_rng(0).standard_normal((64, 28, 28, 1)).astype("float32")
     if not every_step:

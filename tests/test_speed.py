@@ -145,3 +145,88 @@ def test_bench_peer_writes_one_table_of_ours_the_peers_and_their_ratio(tmp_path)
     assert "| mlp_seed sampling" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "keras_diffusion.bench", "peer", "--python", str(fake), "--only", "gan"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == f"error: --only: no row 'gan'; the rows are {', '.join(peer.ROWS)}"
+
+
+def test_the_dpmpp_2m_row_is_on_both_sides():
+    """DPM-Solver++(2M), 20 steps: ours by the registry's name, the peer's by diffusers' DPMSolverMultistepScheduler."""
+    from keras_diffusion import samplers
+
+    for config in ("peer_config", "default"):
+        key = f"unet_dpmpp_{config}"
+        assert peer.sampler_of(key) == "dpmpp_2m" and samplers.entry("dpmpp_2m")  # our side samples with it
+        assert peer.ROWS[key][2][:2] == ["unet.py", "dpmpp"] and peer.ROWS[key][2][2:] == peer.ROWS[f"unet_ddim_{config}"][2][2:]
+        assert "--timed-steps" in peer.peer_command("peer", key, "quick") and "--timed-steps" not in peer.peer_command("peer", key, "full")
+    assert peer.CHAIN_STEPS["dpmpp_2m"] == 20 and peer.sampler_of("unet_ddpm_default") == "ddpm" and peer.sampler_of("unet_call_default") is None
+    script = (peer.peer_scripts() / "unet.py").read_text()
+    assert 'algorithm_type="dpmsolver++", solver_order=2' in script and '"dpmpp": 20' in script
+    x = keras.Input((28, 28, 1))
+    tiny = keras.Model([x, keras.Input((), dtype="int32")], keras.layers.Conv2D(1, 1)(x))
+    rate, steps = peer._sampling_rate(tiny, TrainConfig(model="unet").resolved().noise_schedule(), None, "dpmpp_2m", 4, 1)
+    assert rate > 0 and steps == 4  # 4 of the chain's 20 steps timed, scaled to 20
+
+
+def test_peer_config_names_each_rows_configuration_and_a_bad_file_is_one_line(tmp_path):
+    from keras_diffusion import cli
+
+    good = tmp_path / "levers.json"
+    good.write_text(json.dumps({"rows": {"unet_ddim_default": {"config": "bf16+channels_last"}, "mlp_train": {"config": "fp32"}}}))
+    assert peer.load_peer_config(good) == {"unet_ddim_default": "bf16+channels_last", "mlp_train": "fp32"}
+    assert peer.peer_command("p", "unet_ddim_default", "full", config="bf16+channels_last")[-2:] == ["--bf16", "--channels-last"]
+    assert all(not peer.peer_command("p", key, "full")[-1].startswith("--bf16") for key in peer.ROWS)  # default: fp32 eager
+    assert "channels_last" not in " ".join(peer.peer_configs("mlp_sample")) and "bf16+channels_last" in peer.peer_configs("unet_call_default")
+    for text, message in (
+        (None, r"--peer-config .*missing.json: cannot read it \(No such file or directory\)"),
+        ("{not json", r"--peer-config .*: not JSON \(Expecting property name"),
+        ('{"unet_ddim_default": "bf16"}', r'--peer-config .*: no "rows" object'),
+        ('{"rows": {"gan": {"config": "bf16"}}}', r"--peer-config .*: no row 'gan'; the rows are mlp_train, "),
+        ('{"rows": {"unet_ddim_default": {"config": "fp16"}}}', r"row 'unet_ddim_default' has configuration 'fp16'; it is 'fp32' or levers joined by '\+'"),
+        ('{"rows": {"unet_ddim_default": "bf16"}}', r"row 'unet_ddim_default' has configuration None"),
+        ('{"rows": {"mlp_train": {"config": "channels_last"}}}', r"channels_last is for the U-Net rows"),
+    ):
+        path = tmp_path / ("missing.json" if text is None else "bad.json")
+        if text is not None:
+            path.write_text(text)
+        with pytest.raises(cli.UsageError, match=message) as caught:
+            peer.load_peer_config(path)
+        assert "\n" not in str(caught.value)
+
+
+def test_bench_peer_runs_each_peer_row_in_its_configuration_and_names_it(tmp_path, monkeypatch, capsys):
+    """The peer's command gets the configuration's flags; the line, the table and the JSON name it (no processes run)."""
+    import argparse
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 0\n")  # check_python's import probe passes
+    fake.chmod(0o755)
+    commands = []
+    monkeypatch.setattr(peer, "run_json", lambda command: commands.append(command) or {"value": 4.0, "peak_rss_mib": 100.0})
+    config = tmp_path / "levers.json"
+    config.write_text(json.dumps({"rows": {"unet_dpmpp_default": {"config": "bf16+channels_last"}}}))
+    out = tmp_path / "peer.json"
+    args = argparse.Namespace(python=str(fake), only=["unet_dpmpp_default", "mlp_sample"], quick=True, data_dir=None, json=str(out), peer_config=str(config))
+    assert peer.peer(args) == 0
+    _, fp32, ours, theirs = commands  # in the table's order: mlp_sample first
+    assert ours[-3:] == ["unet_dpmpp_default", "--mode", "quick"] and theirs[-2:] == ["--bf16", "--channels-last"]
+    assert fp32[-2] == "--repeat"  # a row the file does not name: no levers
+    table = capsys.readouterr().out
+    assert "| 4.0 (bf16+channels_last) |" in table and "| 4.0 (fp32) |" in table and "PyTorch + diffusers (configuration)" in table
+    results = json.loads(out.read_text())
+    assert [r["peer_config"] for r in results["rows"]] == ["fp32", "bf16+channels_last"] and results["peer_config"] == str(config)
+    bad = argparse.Namespace(**{**vars(args), "peer_config": str(tmp_path / "none.json")})
+    commands.clear()
+    with pytest.raises(ValueError, match="--peer-config .*none.json: cannot read it"):
+        peer.peer(bad)
+    assert not commands  # refused before any row runs
+
+
+PEER_PYTHON = peer.peer_scripts().parents[1] / ".peer" / "bin" / "python"
+
+
+@pytest.mark.skipif(not PEER_PYTHON.exists(), reason="no .peer venv with torch and diffusers (bash benchmarks/peer/setup.sh makes one; CI has none)")
+def test_a_peer_script_runs_with_bf16_autocast():
+    command = peer.peer_command(peer.peer_scripts(), "unet_dpmpp_default", "quick", config="bf16")
+    command[command.index("--timed-steps") + 1] = "2"
+    done = subprocess.run([str(PEER_PYTHON), *command, "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["config"] == "bf16" and result["value"] > 0 and result["steps"] == 20 and result["timed_steps"] == 2

@@ -5,11 +5,14 @@ Needs only torch, diffusers and numpy; never imported by keras_diffusion.
 
     PEER/bin/python benchmarks/peer/mlp.py train     # training images/s, batch 128
     PEER/bin/python benchmarks/peer/mlp.py sample    # sampling images/s, batch 64, T = 200
+    PEER/bin/python benchmarks/peer/mlp.py train --bf16 --compile   # with the levers of levers.py
 
 MLP (784 + 1) → 512 → 512 → 784, ReLU, Adam 1e-3, MSE on the noise, linear
 betas 1e-4..0.02 with T = 200, Fashion-MNIST in [0, 1]: the classic demo,
 as ``mlp_seed`` is. Two threads, as TensorFlow uses on two cores. The last
 line of stdout is one JSON object: the figure, its unit, peak RSS in MiB.
+``--bf16`` and ``--compile`` are the levers of ``levers.py`` (an MLP has no
+image layout, so no ``--channels-last``); none given: float32 eager.
 """
 
 import argparse
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import levers  # benchmarks/peer/levers.py, beside this script
 from timing import best_window  # benchmarks/peer/timing.py, beside this script
 
 T = 200
@@ -49,18 +53,20 @@ def build():
     return scheduler, model
 
 
-def train(steps, data_dir, windows=1):
+def train(steps, data_dir, windows, args):
     """Images/s of the classic training step (random batch, add_noise, MSE, Adam): the best of ``windows`` runs of ``steps``."""
     x_train = load_images(data_dir)
-    scheduler, model = build()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler, mlp = build()
+    optimizer = torch.optim.Adam(mlp.parameters(), lr=1e-3)
+    model = levers.prepare(mlp, args)  # a compiled model shares the optimizer's parameters
 
     def step():
         x0 = x_train[torch.randint(0, len(x_train), (TRAIN_BATCH,))]
         t = torch.randint(0, T, (TRAIN_BATCH,))
         noise = torch.randn_like(x0)
         x_t = scheduler.add_noise(x0, noise, t)
-        loss = F.mse_loss(model(torch.cat([x_t, (t.float() / T)[:, None]], dim=1)), noise)
+        with levers.autocast(args):  # backward runs outside autocast, as torch's AMP recipe says
+            loss = F.mse_loss(model(torch.cat([x_t, (t.float() / T)[:, None]], dim=1)).float(), noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -73,16 +79,19 @@ def train(steps, data_dir, windows=1):
 
 
 @torch.no_grad()
-def sample(repeat):
+def sample(repeat, args):
     """Images/s of the standard diffusers loop over all T steps for a batch of 64 (best of ``repeat``)."""
-    scheduler, model = build()
+    scheduler, mlp = build()
+    model = levers.prepare(mlp, args)
     scheduler.set_timesteps(T)
 
     def run():
         x = torch.randn(SAMPLE_BATCH, 784)
         start = time.perf_counter()
         for t in scheduler.timesteps:
-            x = scheduler.step(model(torch.cat([x, torch.full((SAMPLE_BATCH, 1), float(t) / T)], dim=1)), t, x).prev_sample
+            with levers.autocast(args):
+                eps = model(torch.cat([x, torch.full((SAMPLE_BATCH, 1), float(t) / T)], dim=1))  # (B, 784)
+            x = scheduler.step(eps.float(), t, x).prev_sample
         assert torch.isfinite(x).all()
         return time.perf_counter() - start
 
@@ -97,12 +106,15 @@ def main():
     parser.add_argument("--repeat", type=int, default=3, help="timed sampling runs or training windows (the best is kept)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    levers.add_options(parser, channels_last=False)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    result = train(args.steps, args.data_dir, args.repeat) if args.row == "train" else sample(args.repeat)
+    with levers.compile_errors(args):
+        result = train(args.steps, args.data_dir, args.repeat, args) if args.row == "train" else sample(args.repeat, args)
     import diffusers
 
     result.update(
+        config=levers.name(args),
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         threads=torch.get_num_threads(),
         versions={"torch": torch.__version__, "diffusers": diffusers.__version__},
