@@ -5,8 +5,14 @@ import os
 
 __version__ = "0.1.0"
 
-# TensorFlow prints CUDA and CPU-feature notices at import; they bury our output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow prints CUDA and CPU-feature notices at import, some of them while its libraries
+# load, before any setting is read; in Jupyter they fill the first cell's output. Importing the
+# package hides them as the command lines do (TensorFlow is not imported here: cli only arranges
+# for its first import to be quiet). Set TF_CPP_MIN_LOG_LEVEL yourself to see them again.
+if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+    from keras_diffusion import cli as _cli
+
+    _cli.tensorflow_logs(verbose=False)
 
 # The names below are imported on first use (PEP 562), not here: they bring in TensorFlow,
 # which takes seconds, and `python -m keras_diffusion.train --help` should answer at once.
