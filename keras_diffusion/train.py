@@ -20,6 +20,7 @@ EXAMPLES = [
     "python -m keras_diffusion.train --strategy mirrored --mixed-precision  # every local GPU, float16",
     "python -m keras_diffusion.train --conditional --out runs/cond   # class-conditional, for --guidance",
     "python -m keras_diffusion.train --classifier --out runs/clf     # noisy classifier, for classifier guidance",
+    "python -m keras_diffusion.train --text-encoder --out runs/clip  # the mini-CLIP: captions, zero-shot accuracy",
 ]
 
 
@@ -30,7 +31,15 @@ def parse_args(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     parser.add_argument("--resume", metavar="RUN", help="continue RUN after its last completed epoch (--epochs may extend it)")
     parser.add_argument("--classifier", action="store_true", help="train the noise-aware classifier for classifier guidance (--model noisy_classifier)")
+    parser.add_argument(
+        "--text-encoder",
+        action="store_true",
+        help="train the mini-CLIP text encoder on captions made from the pixels; it takes --epochs, --batch-size, --lr, --seed, "
+        "--limit, --data-source, --data-dir, --resume and --model-kwargs with embed_dim, width, depth, heads, image_width",
+    )
     args = parser.parse_args(argv)
+    if args.text_encoder:
+        return _text_encoder_config(parser, args), args
     if args.classifier:
         if args.model not in (TrainConfig.model, "noisy_classifier"):
             parser.error(f"--classifier trains the noisy_classifier; drop --model {args.model}")
@@ -48,8 +57,29 @@ def parse_args(argv=None):
     return config, args
 
 
+def _text_encoder_config(parser, args):
+    from keras_diffusion.text.config import from_train_arguments  # no TensorFlow: errors come at once
+
+    try:
+        return from_train_arguments(args, TrainConfig())
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def _train_text_encoder(config, args):
+    from keras_diffusion.text.training import summary, train_text_encoder
+
+    start = time.time()
+    run_dir, evaluation = train_text_encoder(config, out=args.out, overwrite=args.overwrite, resume=args.resume)
+    print(f"done in {(time.time() - start) / 60:.1f} min; run directory {run_dir}")
+    print(summary(evaluation))
+    return 0
+
+
 def main(argv=None):
     config, args = parse_args(argv)
+    if args.text_encoder:
+        return _train_text_encoder(config, args)
     from keras_diffusion.training import train
 
     start = time.time()
