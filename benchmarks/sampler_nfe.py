@@ -48,7 +48,7 @@ def steps_for(sampler, budget):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--run", help="a run directory written by keras_diffusion.train")
     source.add_argument("--pretrained", help="a shipped model's name")
     parser.add_argument("--n", type=int, default=500, help="images per setting (default: 500)")
@@ -64,6 +64,8 @@ def main(argv=None):
     if args.table:
         print(table(json.loads(path.read_text())["rows"]))
         return 0
+    if not (args.run or args.pretrained):
+        parser.error("one of the arguments --run --pretrained is required (or --table)")
 
     if args.pretrained:
         from keras_diffusion import pretrained
@@ -136,26 +138,40 @@ def table(rows):
 
 
 def plot(rows, out):
-    """FID against NFE, log-log, one panel per spacing; DDPM with all T steps as a dashed line."""
+    """FID against NFE, log-log, one panel per spacing; DDPM with all T steps as a dashed line.
+
+    Each sampler keeps its colour in every panel, and one legend below the panels names them all.
+    """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     from keras_diffusion.plotting import _finish
 
-    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, len(SPACINGS), sharey=True)
+    colours = {label: f"C{i}" for i, (label, _, _) in enumerate(SETTINGS)}
     ddpm = [r for r in rows if r["setting"] == "ddpm"]
+    budgets = sorted({r["nfe"] for r in rows if r["setting"] not in ("ddpm", "heun")})  # Heun lands on 2N − 1
     for ax, spacing in zip(axes, SPACINGS):
         for label, _, _ in SETTINGS:
             points = sorted((r["nfe"], r["fid"]) for r in rows if r["setting"] == label and r["spacing"] == spacing)
             if points:
-                ax.plot(*zip(*points), marker="o", label=label)
+                ax.plot(*zip(*points), marker="o", color=colours[label], label=label)
         if ddpm:
-            ax.axhline(ddpm[0]["fid"], color="k", ls="--", lw=1, label=f"ddpm, {ddpm[0]['nfe']} NFE")
+            ax.axhline(ddpm[0]["fid"], color="k", ls="--", lw=1, label=f"ddpm, all {ddpm[0]['nfe']} steps")
         ax.axhline(rows[0]["floor"], color="gray", ls=":", lw=1, label="real-data floor")
         ax.set(xscale="log", yscale="log", xlabel="network evaluations per image (NFE)", title=f"{spacing} spacing")
+        ax.set_xticks(budgets)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel(f"FID (n = {rows[0]['n']}, package classifier)")
-    axes[-1].legend(fontsize=7)
+    handles, labels = {}, {}
+    for ax in axes:  # every sampler and line once, in the order first drawn
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=len(handles), fontsize=8)
     _finish(fig, out)
 
 
