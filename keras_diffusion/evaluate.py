@@ -18,7 +18,8 @@ from keras_diffusion.pretrained import add_run_arguments, resolve_run
 from keras_diffusion.sample import add_sampler_arguments, check_sampler_arguments
 
 EXAMPLES = [
-    "python -m keras_diffusion.evaluate --run runs/unet --n 2000                 # DDPM, all T steps",
+    "python -m keras_diffusion.evaluate --run runs/unet --n 2000                 # the default sampler: DPM-Solver++ SDE, 20 steps",
+    "python -m keras_diffusion.evaluate --run runs/unet --n 2000 --sampler ddpm  # DDPM, all T steps",
     "python -m keras_diffusion.evaluate --run runs/unet --n 2000 --sampler ddim --steps 50",
     "python -m keras_diffusion.evaluate --run runs/unet --bpd --no-fid --n 1000  # bits/dim on test images",
     "python -m keras_diffusion.evaluate --run runs/unet --n 500 --sampler ddim --steps 10 20 50 200 --figure fid.png",

@@ -12,13 +12,14 @@ from keras_diffusion.fields import add_arguments, from_arguments
 from keras_diffusion.pretrained import add_run_arguments, resolve_run
 
 EXAMPLES = [
-    "python -m keras_diffusion.sample --run runs/unet --n 64 --out samples.png",
+    "python -m keras_diffusion.sample --run runs/unet --n 64 --out samples.png   # DPM-Solver++ SDE, 20 steps (karras)",
+    "python -m keras_diffusion.sample --run runs/unet --sampler ddpm   # DDPM, all T steps",
     "python -m keras_diffusion.sample --pretrained unet-fashion-mnist --n 64 --out samples.png   # no training",
     "python -m keras_diffusion.sample --run runs/unet --n 1000 --npz samples.npz --seed 1",
     "python -m keras_diffusion.sample --run runs/unet --sampler ddim --steps 50",
     "python -m keras_diffusion.sample --run runs/unet --sampler dpmpp_2m --steps 20   # 20 network calls an image",
     "python -m keras_diffusion.sample --run runs/unet --sampler heun --steps 10 --spacing karras   # 19 calls",
-    "python -m keras_diffusion.sample --run runs/unet --sampler dpmpp_2m_sde --steps 25 --spacing karras",
+    "python -m keras_diffusion.sample --run runs/unet --sampler dpmpp_2m_sde --steps 25 --spacing uniform",
     "python -m keras_diffusion.sample --run runs/cond --label sneaker --guidance 3",
     "python -m keras_diffusion.sample --run runs/cond --label all --n 80   # one row a class",
     "python -m keras_diffusion.sample --run runs/unet --label bag --classifier runs/clf --classifier-scale 2",

@@ -25,6 +25,7 @@ from keras_diffusion.diffusion import DiffusionModel, NoisyClassifierModel
 from keras_diffusion.ema import WarmupEMAAdam
 from keras_diffusion.models import CLASSIFIERS
 from keras_diffusion.reverse import sample
+from keras_diffusion.samplers import SamplingConfig
 
 FIGURES = ("classic.png", "forward_grid.png", "reverse_grid.png", "samples.png", "loss.png")
 
@@ -323,15 +324,17 @@ def make_figures(run_dir, denoiser, schedule, config, images):
     plotting.plot_classic(denoiser, schedule, x0[0], path=run_dir / "classic.png", clip=clip, **kwargs)
     plotting.plot_forward_grid(schedule, x0, path=run_dir / "forward_grid.png", **kwargs)
     plotting.plot_reverse_grid(denoiser, schedule, n=4, path=run_dir / "reverse_grid.png", clip=clip, **kwargs)
+    # the sample grid is drawn as `sample` draws by default (SamplingConfig's sampler, steps and spacing)
+    drawing = SamplingConfig(seed=config.seed).resolved(schedule.timesteps, config.clip)
     if config.conditional:  # a class grid: each row one label, guided as sample --label all draws it
         from keras_diffusion.guidance import DEFAULT_GUIDANCE
 
         labels = np.repeat(np.arange(NUM_CLASSES), max(1, config.n_samples // NUM_CLASSES))
-        samples = sample(denoiser, schedule, len(labels), seed=config.seed, clip=clip, labels=labels, guidance=DEFAULT_GUIDANCE)
-        title = f"{config.model}, one class a row, guidance w = {DEFAULT_GUIDANCE:g}"
+        samples = sample(denoiser, schedule, len(labels), labels=labels, guidance=DEFAULT_GUIDANCE, **drawing.sample_kwargs(config.scaling))
+        title = f"{config.model}, one class a row, guidance w = {DEFAULT_GUIDANCE:g}, {drawing.describe()}"
     else:
-        samples = sample(denoiser, schedule, config.n_samples, seed=config.seed, clip=clip)
-        title = f"{config.model}: {len(samples)} samples"
+        samples = sample(denoiser, schedule, config.n_samples, **drawing.sample_kwargs(config.scaling))
+        title = f"{config.model}: {len(samples)} samples, {drawing.describe()}"
     ncols = max(1, config.n_samples // NUM_CLASSES) if config.conditional else 8
     plotting.plot_samples(samples, config.scaling, title=title, path=run_dir / "samples.png", ncols=ncols)
     history = run_dir / checkpoint.HISTORY

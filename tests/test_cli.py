@@ -86,7 +86,7 @@ def test_train_refuses_to_overwrite_a_run(tiny_run, fake_data_dir, capsys):
         ("train", ["--lr", "fast"], "invalid float value: 'fast'"),
         ("train", ["--model-kwargs", "{hidden"], "not valid JSON"),
         ("sample", ["--run", "no/such/run"], "no/such/run is not a run directory"),
-        ("sample", ["--run", "x", "--steps", "50"], "--steps needs one of the samplers ddim, dpmpp_2m"),
+        ("sample", ["--run", "x", "--sampler", "ddpm", "--steps", "50"], "--steps needs one of the samplers ddim, dpmpp_2m"),
         ("sample", ["--run", "x", "--sampler", "heun", "--eta", "1"], "--eta is DDIM's amount of fresh noise; sampler 'heun' does not take it (use --sampler ddim)"),
         ("sample", ["--run", "x", "--sampler", "ddim", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
         ("evaluate", ["--run", "x", "--sampler", "ddpm", "--steps", "10", "20"], "--steps needs one of the samplers"),

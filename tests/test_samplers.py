@@ -376,7 +376,7 @@ def test_every_sampler_runs_with_karras_spacing_and_snapshots():
     [
         (["--sampler", "dpmpp_2m", "--eta", "1"], "--eta is DDIM's amount of fresh noise; sampler 'dpmpp_2m' does not take it (use --sampler ddim)"),
         (["--sampler", "ddim", "--churn", "5"], "sampler 'ddim' does not take it (use --sampler heun)"),
-        (["--steps", "5"], "--steps needs one of the samplers ddim, dpmpp_2m, dpmpp_2m_sde, heun (ddpm always takes all T steps)"),
+        (["--sampler", "ddpm", "--steps", "5"], "--steps needs one of the samplers ddim, dpmpp_2m, dpmpp_2m_sde, heun (ddpm always takes all T steps)"),
         (["--sampler", "heun", "--spacing", "log"], "invalid choice: 'log'"),
     ],
 )

@@ -32,11 +32,14 @@ REGISTRY = {
     for entry in (
         Entry("ddpm", "classic.DDPM", "DDPM, all T steps (Ho et al. 2020)", every_step=True, options=("variance",)),
         Entry("ddim", "classic.DDIM", "DDIM, --steps S <= T, --eta (Song et al. 2021)", options=("eta", "recompute_eps")),
+        # the defaults of the new samplers are their best settings at <= 25 network calls on the shipped U-Net
+        # (benchmarks/sampler_nfe.py, docs/results/sampling.md); on the uniform grid Heun fails outright
         Entry("dpmpp_2m", "dpm_solver.DPMSolverPP2M", "DPM-Solver++(2M), second-order multistep ODE solver (Lu et al. 2022)",
-              default_steps=20),
-        Entry("dpmpp_2m_sde", "dpm_solver.DPMSolverPP2MSDE", "stochastic DPM-Solver++(2M) (Lu et al. 2022)", default_steps=25),
+              default_steps=15, default_spacing="karras"),
+        Entry("dpmpp_2m_sde", "dpm_solver.DPMSolverPP2MSDE", "stochastic DPM-Solver++(2M) (Lu et al. 2022); the default",
+              default_steps=20, default_spacing="karras"),
         Entry("heun", "heun.Heun", "Heun's second-order ODE solver, --churn for its stochastic version (Karras et al. 2022)",
-              evaluations_per_step=2, options=("churn",), default_steps=10),
+              evaluations_per_step=2, options=("churn",), default_steps=13, default_spacing="karras"),
     )
 }
 SAMPLERS = tuple(REGISTRY)
