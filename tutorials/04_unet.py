@@ -16,33 +16,27 @@
 # %% [markdown]
 # # 04 · A U-Net: convolutions, skip connections, and time in every block
 #
-# Notebook 03 fixed the classic demo's flaws one at a time: no MLP trained to
-# predict $\varepsilon$ drew clothes, and the same MLP trained to predict $x_0$ drew
-# smooth garments short on detail. What is left is the fifth flaw of notebook 02:
+# In notebook 03 no MLP trained to predict $\varepsilon$ drew clothes, and the same
+# MLP trained to predict $x_0$ drew smooth garments short on detail. What is left is the fifth flaw of notebook 02:
 # an MLP ignores that an image is a grid of neighbouring pixels. This notebook
 # replaces the MLP with the package's U-Net (`model="unet"`), keeping everything
-# else (schedule, forward and reverse processes, clipping, the $\varepsilon$
-# objective). You will:
+# else. You will:
 #
-# 1. see, with measurements on untrained networks, what an MLP cannot use and a
+# 1. see, on untrained networks, what an MLP cannot use and a
 #    convolution can, and what that does to the number of parameters;
-# 2. take the package's U-Net apart level by level: 28x28 → 14x14 → 7x7 and
-#    back, with skip connections;
+# 2. take the package's U-Net apart level by level, with skip connections;
 # 3. see how the sinusoidal time embedding enters *every* residual block;
-# 4. load it trained (the pretrained model, or your own run) and look at its
-#    samples, its reverse chain and its loss, and check that it really uses $t$;
+# 4. load it trained and look at its samples, its reverse chain and its loss, and check that it really uses $t$;
 # 5. compare it with notebook 03's best MLP.
 #
-# Full run: 0.9 min on a 2-core CPU (no GPU). It loads the pretrained
+# Full run: 1.3 min on a shared 2-core CPU (no GPU). It loads the pretrained
 # `unet-fashion-mnist` shipped with the package, or your own run of the default
 # U-Net in `runs/04_unet` when there is one (`python -m keras_diffusion.train
 # --model unet --out runs/04_unet` in `tutorials/`, 15 min here).
-# Set `KERAS_DIFFUSION_QUICK=1` for a quick run (the tests do): it always trains a
-# tiny U-Net (widths 8 and 16, no attention, $T = 20$) on 512 images for 1 epoch,
+# `KERAS_DIFFUSION_QUICK=1` (the tests set it) always trains a tiny U-Net (widths 8 and 16, no attention, $T = 20$) on 512 images for 1 epoch,
 # into `runs/04_unet_quick`; its samples are noise, the code paths are the same.
 #
-# Prerequisites: notebooks 01 (schedules), 02 (the classic demo and its flaws)
-# and 03 (fixing the MLP; the time embedding and clipping x̂_0).
+# Prerequisites: notebooks 01, 02 and 03 (the time embedding, clipping x̂_0).
 #
 # Reference: Ronneberger, Fischer & Brox 2015, *U-Net*, https://arxiv.org/abs/1505.04597;
 # DDPM's U-Net: Ho, Jain & Abbeel 2020, appendix B, https://arxiv.org/abs/2006.11239.
@@ -98,10 +92,9 @@ print(f"QUICK={QUICK}: run directory {RUN_DIR}, model kwargs {CONFIG_04.model_kw
 # weight per (pixel, unit) pair. Nothing in it says which pixels are neighbours:
 # if we shuffle the 784 pixels of every image with one fixed permutation $P$, and
 # shuffle the rows of $W_1$ (and the output units) the same way, the network
-# computes exactly the same thing. So whatever `mlp_seed` can learn from
-# Fashion-MNIST, an MLP of the same size can learn just as well from images whose
-# pixels have been scrambled into noise. It gets no help from the fact that the
-# pixel next to a sleeve is probably sleeve too. Checked with the classic demo's
+# computes exactly the same thing. So an MLP learns from images whose pixels
+# have been scrambled into noise just as well as from Fashion-MNIST: it gets no
+# help from the pixel next to a sleeve being probably sleeve too. Checked with the classic demo's
 # network, untrained:
 
 # %%
@@ -134,8 +127,7 @@ print(f"max |shuffled_mlp(P x) - P mlp(x)| = {np.abs(eps_hat_shuffled - shuffle(
 # weights (plus $C$ biases) that it applies at **every** position, to each pixel
 # and its 8 neighbours. Two consequences:
 #
-# - it can only combine neighbours, so it cannot work on the scrambled images
-#   as it works on real ones;
+# - it can only combine neighbours, so scrambled images are not the same problem;
 # - what it learns in one place works everywhere: shift the input and the output
 #   shifts with it (it is *translation equivariant*), so a sleeve learned at the
 #   left of an image is a sleeve at the right too.
@@ -178,20 +170,17 @@ for name in ("mlp_seed", "mlp", "unet"):
 
 # %% [markdown]
 # The U-Net has about half the parameters of the classic demo's MLP and a sixth of
-# the residual `mlp` of notebook 03, yet (next sections) it does far more with
-# them: per parameter it computes much more, because every weight is used at
-# every position. The price is compute, not memory: a 3x3 convolution on a
+# the residual `mlp` of notebook 03, because every weight is used at every
+# position. The price is compute, not memory: a 3x3 convolution on a
 # 28x28x16 map costs $28 \cdot 28 \cdot 9 \cdot 16 \cdot 16 \approx 1.8$ M
 # multiply-adds for 2,320 weights.
 #
 # ## The package's U-Net
 #
-# A stack of 3x3 convolutions only sees a small neighbourhood: two of them see 5x5
-# pixels. To see a whole garment, the U-Net (Ronneberger et al. 2015; DDPM's
+# Two stacked 3x3 convolutions see only 5x5 pixels. To see a whole garment, the U-Net (Ronneberger et al. 2015; DDPM's
 # denoiser) goes **down** in resolution, where a 3x3 filter covers a larger part
 # of the image, then comes back **up** to 28x28 to predict the noise of every
-# pixel. Downsampling throws away detail that the output needs (the noise is
-# pixel-fine), so each level of the way down hands its feature maps **across**
+# pixel. Downsampling throws away detail the pixel-fine noise needs, so each level of the way down hands its feature maps **across**
 # to the same level of the way up, where they are concatenated: the *skip
 # connections*, the horizontal lines of the U.
 #
@@ -209,18 +198,15 @@ for name in ("mlp_seed", "mlp", "unet"):
 #
 # - **Residual blocks** ("res"): GroupNorm, swish, 3x3 conv, twice, plus the
 #   block's input added back (through a 1x1 conv where the channels change).
-#   GroupNorm normalises groups of channels per image, so it does not depend on
-#   the batch (BatchNorm would, and behaves differently at sampling time).
+#   GroupNorm, unlike BatchNorm, does not depend on the batch.
 # - **Skip connections**: every output on the way down (6 of them) is
 #   concatenated to the input of one residual block on the way up.
-# - **Self-attention** at 7x7: every one of the 49 positions looks at all others,
-#   so the far sleeve can inform the near one.
+# - **Self-attention** at 7x7: each of the 49 positions looks at all others.
 # - **Zero-initialised output**: the last conv starts at 0, so $\hat\varepsilon = 0$
 #   at the start and the loss starts at exactly $E[\varepsilon^2] = 1$.
 #
-# The model has over 100 layers, so instead of its `summary()` (try
-# `build_model("unet").summary()`), here is where its parameters live, read from
-# the model itself:
+# Instead of its `summary()` (over 100 layers; try `build_model("unet").summary()`),
+# here is where its parameters live, read from the model itself:
 
 # %%
 print("unet defaults:", model_defaults("unet"))
@@ -254,17 +240,14 @@ print(f"{'time':>6} | {parts['time']['parameters']:>10,} | the time MLP (2 Dense
 print(f"total: {unet.count_params():,} parameters in {len(unet.layers)} layers")
 
 # %% [markdown]
-# Three quarters of the parameters sit at 7x7, where the channels are widest and
-# a 3x3 filter sees the most of the image. The 28x28 level has 4% of them, yet
-# costs about as much compute (17 to 21 M multiply-adds per image at each of the
+# Three quarters of the parameters sit at 7x7, where the channels are widest. The
+# 28x28 level has 4% of them, yet costs about as much compute (17 to 21 M multiply-adds per image at each of the
 # three levels): 16 times as many positions, a quarter of the channels.
 #
 # ## Time in every residual block
 #
-# Notebook 03 built the sinusoidal embedding $\mathrm{emb}(t)$ (sines and cosines
-# of $t$ at geometrically spaced frequencies) and found that giving it to every
-# block is what lets a network tell noise levels apart. The U-Net does the same.
-# Once per call, $t$ becomes a vector
+# Notebook 03 found that giving the sinusoidal embedding $\mathrm{emb}(t)$ to every
+# block lets a network tell noise levels apart; the U-Net does the same. Once per call, $t$ becomes a vector
 #
 # $$e = W_2\,\mathrm{swish}\big(W_1\,\mathrm{emb}(t) + b_1\big) + b_2 \in \mathbb{R}^{4 w_0}$$
 #
@@ -276,10 +259,9 @@ print(f"total: {unet.count_params():,} parameters in {len(unet.layers)} layers")
 #
 # $W_b e$ has one number per channel, added at every one of the $H \times W$
 # positions: a **per-channel bias that depends on $t$**. Each block can thereby
-# switch features on or off according to the noise level: at $t = 190$ the
-# network has to guess a whole garment from faint hints, at $t = 10$ it only has
-# to find a whisper of noise on a sharp image, two very different jobs. The line
-# in `res_block`:
+# switch features on or off by noise level: at $t = 190$ it guesses a whole
+# garment from faint hints, at $t = 10$ it finds a whisper of noise on a sharp
+# image. The line in `res_block`:
 #
 # ```python
 # h = h + layers.Reshape((1, 1, width))(layers.Dense(width)(emb))  # time, broadcast over H, W
@@ -288,13 +270,11 @@ print(f"total: {unet.count_params():,} parameters in {len(unet.layers)} layers")
 # ## The trained U-Net: yours, or the pretrained one
 #
 # The package's default run trains this U-Net for 3 epochs of the 60,000 images
-# (batch 64, Adam $2 \cdot 10^{-3}$, EMA of the weights 0.995, cosine schedule with
-# $T = 200$, data in $[-1, 1]$): 15 min on a 2-core CPU with native bfloat16 (see the
-# package README), against seconds per epoch for the MLPs, because each image
-# costs many convolutions. So this notebook does not make you wait for it:
+# (batch 64, Adam $2 \cdot 10^{-3}$, EMA 0.995, cosine schedule, $T = 200$): 15 min on a 2-core CPU with native bfloat16,
+# against seconds per epoch for the MLPs. So this notebook does not make you wait:
 #
-# - if `runs/04_unet` holds a finished run of your own, it loads it with `load_run`;
-#   train one, in `tutorials/`, with
+# - if `runs/04_unet` holds a finished run of your own, it loads it; train one, in
+#   `tutorials/`, with
 #
 #   ```bash
 #   python -m keras_diffusion.train --model unet --out runs/04_unet
@@ -303,10 +283,8 @@ print(f"total: {unet.count_params():,} parameters in {len(unet.layers)} layers")
 #   (a run stopped part-way continues with `--resume runs/04_unet`);
 # - otherwise it loads the pretrained `unet-fashion-mnist` shipped with the
 #   package: the same model and settings, trained for 14 epochs instead of 3 (the
-#   cell prints the epochs and the hours; the hours overstate the compute, as most
-#   epochs shared the 2 cores with other jobs: at the default run's 15 min for 3
-#   epochs, 14 epochs would take about $14 \cdot 5 = 70$ min). The saved outputs
-#   come from it.
+#   cell prints the hours, which overstate the compute: most epochs shared the 2
+#   cores with other jobs). The saved outputs come from it.
 #
 # In quick mode it always trains the tiny U-Net.
 
@@ -338,8 +316,7 @@ print("files:", sorted(p.name for p in run_dir.iterdir()))
 # %% [markdown]
 # ## The loss
 #
-# `history.csv` holds the loss of every epoch (the mean over the epoch's batches,
-# so epoch 1's includes the very start of training). A run trained with
+# `history.csv` holds the loss of every epoch (the mean over its batches). A run trained with
 # `--val 2000` also holds the loss on 2,000 test images after every epoch, and one
 # trained with `--fid-every 1` the FID of 256 DDIM-50 samples after every epoch;
 # the pretrained model was trained with both, and the figure draws them too:
@@ -352,15 +329,12 @@ plot_loss(history, title=f"{config.model}: training loss")
 # %% [markdown]
 # 0.115 after the first epoch, 0.082 after the second, 0.078 after the third, then
 # slowly down to 0.0696 after the fourteenth: the first two epochs do most of the
-# work, and the last four barely move it (0.0702, 0.0706, 0.0696, 0.0696). The loss
+# work. The loss
 # on the test images (orange) falls from about 0.080 to about 0.065 and
 # never rises, so the model does not over-fit; the FID (green squares, right axis;
-# lower is better, notebook 06) falls from about 26 after epoch 1 to about 7 after
-# epoch 14, most of the way by epoch 8. For scale: answering $\hat\varepsilon = 0$
-# scores 1.0, and with the same data range and schedule the residual `mlp` of
-# notebook 03 ends its second epoch near 0.49 (the README's ladder table, made by
-# `python -m keras_diffusion.bench ladder --epochs 2`; not rerun here), where
-# this U-Net was at 0.082.
+# lower is better, notebook 06) falls from about 26 to about 7. For scale: answering $\hat\varepsilon = 0$
+# scores 1.0, and the residual `mlp` of notebook 03 ends its second epoch near
+# 0.49 (below).
 #
 # ## Samples
 #
@@ -374,13 +348,10 @@ print(f"{N_SAMPLES} samples, {schedule.timesteps} steps: {time.perf_counter() - 
 plot_samples(samples, config.scaling, title=f"{config.model}: {N_SAMPLES} samples, DDPM, {schedule.timesteps} steps")
 
 # %% [markdown]
-# Clothes, after 14 epochs: sneakers, sandals (some with high heels), ankle boots,
-# bags, trousers, dresses, shirts and coats, pullovers and T-shirts, nearly every
-# one plainly one of the ten classes, with clean outlines. What is still rough is
-# the inside: blotchy light and dark patches on several shirts, pullovers and
-# bags. For a run of your own, these are the same 64 images as the run's
-# `samples.png` (same weights, same seed); the pretrained model ships no
-# `samples.png` (its files are listed above). How good they are, as a number, is
+# Clothes, after 14 epochs: nearly every one plainly one of the ten classes, with
+# clean outlines. What is still rough is the inside: blotchy light and dark patches
+# on several shirts, pullovers and bags. For a run of your own, these are the run's `samples.png` (same weights,
+# same seed). How good they are, as a number, is
 # notebook 06's question (FID).
 #
 # The reverse chain of four samples: the noise $x_T$, then the chain after the
@@ -390,22 +361,17 @@ plot_samples(samples, config.scaling, title=f"{config.model}: {N_SAMPLES} sample
 plot_reverse_grid(denoiser, schedule, n=4, scaling=config.scaling, seed=1, clip=clip)
 
 # %% [markdown]
-# At $t = 150$ the chains are still noise (the fourth a little darker at the top
-# left). By $t = 100$ a rough light region shows where the garment will be in the
-# second, third and fourth chains; at $t = 50$ they are plainly a long-sleeved top,
-# a bag and an ankle boot, while the first, a dark garment, shows little more than
-# its collar. The last 50 steps remove the remaining noise and add the detail:
-# the coarse shape is decided in the middle of the chain, the detail at its end.
-# All four end as clothes: a dark T-shirt, a light long-sleeved shirt, a bag and
-# an ankle boot.
+# At $t = 150$ the chains are still noise. By $t = 100$ a rough light region shows
+# where the garment will be in three of them; at $t = 50$ they are plainly a
+# long-sleeved top, a bag and an ankle boot. The coarse shape is decided in the
+# middle of the chain, the detail in its last 50 steps. All four end as clothes: a
+# dark T-shirt, a light long-sleeved shirt, a bag and an ankle boot.
 #
 # ## Does it use $t$?
 #
-# Notebook 02 gave `mlp_seed` the same noisy images twice, once labelled $t = 0$
-# and once $t = 199$: its two answers correlated at 0.960 to 0.998, one compromise
-# for every noise level. The same test for the U-Net, with its loss at each $t$ on
-# test images (its own schedule and data range, so these losses do not compare
-# with notebook 02's):
+# Given the same noisy images labelled $t = 0$ and $t = 199$, notebook 02's
+# `mlp_seed` answered alike (correlation 0.960 to 0.998). The same test for the U-Net, with its loss at each $t$ on
+# test images (its own schedule and data range, so not comparable with 02's):
 
 # %%
 rng = np.random.default_rng(0)
@@ -423,24 +389,22 @@ for t in (0, T // 20, T // 4, T // 2, 3 * T // 4, T - 1):  # 0, 10, 50, 100, 150
 # %% [markdown]
 # Told $t = 0$ and $t = 199$, the U-Net answers the same input very differently:
 # the two answers correlate at 0.04 when the input is nearly clean and at 0.90
-# when it is nearly pure noise (there, whatever $t$ it is told, the best guess of
-# the noise is mostly $x_t$ itself). `mlp_seed` scored 0.960 to 0.998 everywhere:
+# when it is nearly pure noise (there the best guess of the noise is mostly $x_t$
+# itself). `mlp_seed` scored 0.960 to 0.998 everywhere:
 # the time embedding in every block works.
 #
 # The loss falls from 0.45 at $t = 0$ to 0.001 at $t = 199$. At $t = 199$, $x_t$ is
 # almost all noise and $\hat\varepsilon \approx x_t$ is nearly right. At $t = 0$ the
-# noise is a whisper ($\sqrt{1-\bar\alpha_0} = 0.016$) on a sharp image, and telling
-# it apart from the image's own fine texture is hard. That error costs little in
-# sampling: the last step scales it by $\beta_0/\sqrt{1-\bar\alpha_0} \approx 0.016$,
+# noise is a whisper ($\sqrt{1-\bar\alpha_0} = 0.016$), hard to tell from the image's
+# own fine texture; that error costs little, as the last step scales it by $\beta_0/\sqrt{1-\bar\alpha_0} \approx 0.016$,
 # far below what a pixel can show.
 #
 # ## What one output pixel looks at
 #
 # Which input pixels does the U-Net use to predict the noise at one pixel? The
-# gradient $\partial \hat\varepsilon_{14,14} / \partial x_t$ answers that: large where a
-# change of $x_t$ would change the prediction at the centre. The pixel itself
-# always counts most (its own noise is part of $x_t$ there), so the maps below
-# leave it out (black) and show how the rest of the gradient spreads, for one test
+# gradient $\partial \hat\varepsilon_{14,14} / \partial x_t$ answers that. The pixel
+# itself always counts most (its own noise is part of $x_t$ there), so the maps
+# leave it out (black) and show how the rest spreads, for one test
 # image at three noise levels (colour scale per panel):
 
 # %%
@@ -472,81 +436,40 @@ for ax in axes:
 fig
 
 # %% [markdown]
-# At $t = 10$ the U-Net denoises the centre from its close neighbours (66% of the
-# rest of the gradient within 4 pixels, 5.1 pixels away on average): the image is
-# nearly clean, and a small patch says what the pixel should be. As the noise
-# grows it looks further: at $t = 100$ along the boot's upper outline (48% within
+# At $t = 10$, on a nearly clean image, the U-Net denoises the centre from its
+# close neighbours (66% of the rest of the gradient within 4 pixels, 5.1 pixels
+# away on average). As the noise grows it looks further: at $t = 100$ along the boot's upper outline (48% within
 # 4 pixels, 6.4 pixels away on average), at $t = 190$ in a band across nearly the
 # whole width of the image, with only 22% of the rest within 4 pixels and a mean
 # distance of 9.1 pixels, a third of the image. That is what the 7x7 level and the
-# attention are for; a stack of 3x3 convolutions at 28x28 alone could not look
-# that far.
+# attention are for.
 #
 # ## The U-Net against notebook 03's best MLP
 #
 # Notebook 03's best rung trained on $\varepsilon$, as this U-Net is, is the
-# residual `mlp`: data in $[-1, 1]$, the cosine schedule, clipping, an EMA of the
-# weights, and the sinusoidal time embedding in every block, with 3.5 M
-# parameters (rung 6, the same network predicting $x_0$, comes up below). This
-# notebook does not train either of them on a common budget. The table below is
-# the package's ladder benchmark (README, "The ladder, measured"), made by
-# `python -m keras_diffusion.bench ladder --epochs 2` and not rerun here: it trained
-# every rung, this U-Net included, on one budget, 2 epochs of the 60,000 images
-# (the pretrained model loaded above had 14), on a 2-core CPU:
+# residual `mlp` (3.5 M parameters). docs/results/ladder.md has the measured ladder, made by `python -m keras_diffusion.bench ladder --epochs 2`
+# (2 epochs of the 60,000 images for every rung, on a 2-core CPU; not rerun here):
 #
 # | | `mlp` (notebook 03, rung 5) | `unet` (this notebook) |
 # |---|---|---|
 # | parameters | 3,500,816 | 600,481 |
 # | training images per second | 1,639 | 120 |
 # | one epoch | 37 s | 499 s |
-# | loss after 2 epochs | 0.49 | 0.083 (0.082 after epoch 2 of the pretrained model above) |
-# | DDPM sampling, images per second | 54.6 | 1.9 |
+# | loss after 2 epochs | 0.49 | 0.083 |
 # | samples | static | clothes |
 #
 # With a sixth of the parameters, the U-Net's loss is six times lower and its
-# samples are clothes; the MLP's are static. What it pays is compute: each
-# training image costs about 14 times as much (1,639 against 120 images/s), and
-# each sampling step about 30 times as much (DDPM: 54.6 against 1.9 images/s, 29
-# times; DDIM-50: 206.6 against 6.1, 34 times).
-#
-# What this comparison shows is that at equal **epochs** the U-Net is far ahead.
-# It does not show that it is ahead at equal cost, nor which of its parts makes
-# the difference:
-#
-# - the budgets differ: the ladder U-Net's two epochs took 998 s, the `mlp`'s 74 s;
-# - the `mlp`'s output layer has rank 512, so its loss cannot fall below 0.347
-#   (notebook 03), and the closed-form linear denoiser (notebook 10) already scores
-#   0.164 with this data range and schedule, below every MLP rung.
-#
-# Both are measured in the README's "The ladder, measured", by commands this
-# notebook does not run. At **equal wall-clock** (`python -m keras_diffusion.bench
-# ladder --seconds 120`, 120 s each, FID of 500 samples) the U-Net, 0.42 epochs in, beats the `mlp`
-# (8 epochs) and a 1024-wide `mlp` without the bottleneck (3.1 epochs): test loss
-# 0.109 against 0.434 and 0.200, FID 32.6 against 71 and 59. But the same two
-# MLPs trained to **predict $x_0$** instead of $\varepsilon$ (notebook 03's rung 6,
-# `objective="x0"`) draw clothes in those 120 s: FID 7.3 and 6.0 with class entropy
-# 0.97-0.98, better than the U-Net with either objective at that budget (32.6 with
-# $\varepsilon$, 15.9 with $x_0$). So the ladder does **not** show that an MLP
-# cannot draw Fashion-MNIST: what failed was its $\varepsilon$ objective. What the
-# convolutions buy is shown above on untrained networks (layout, weight sharing,
-# a 7x7 view of the garment) and in the detail of the U-Net's samples; a budget
-# longer than two minutes for the $x_0$ MLPs was not measured. And **taking the
-# U-Net apart** (`python -m keras_diffusion.bench ablations --epochs 1 --limit 30000 --no-speed
-# --fid-n 500`: half an epoch each, one seed, FID of 500 samples): without the
-# skip connections it falls far behind (test loss 0.144 against 0.106, FID 58.9
-# against 33.7, samples of few classes); without the sinusoidal embedding or the
-# attention it does no worse at this budget (FID 30.5 and 28.6); and with data in
-# $[0, 1]$ it did better (FID 22.5). Of its parts, the skips are the one these
-# runs show it cannot do without.
+# samples are clothes, but each training image costs about 14 times as much. That
+# is equal **epochs**, not equal cost; the same page measures equal wall-clock
+# and the U-Net with one part taken away at a time.
 #
 # **Takeaways**
 #
-# - An MLP cannot use the layout of an image: shuffling the pixels changes
-#   nothing for it. A convolution shares a small filter over all positions, so it
-#   uses neighbourhoods and what it learns anywhere works everywhere.
+# - An MLP cannot use the layout of an image; a convolution shares a small filter
+#   over all positions, so it uses neighbourhoods and what it learns anywhere
+#   works everywhere.
 # - The U-Net goes down to 7x7 to see whole garments and back up to 28x28 for
-#   pixel-fine noise, with skip connections carrying the detail across; with
-#   600 k parameters it is smaller than the classic demo's MLP.
+#   pixel-fine noise, with skip connections carrying the detail across.
 # - The time embedding enters every residual block as a per-channel,
 #   $t$-dependent bias, $h + \mathrm{Dense}(e)$.
 #
@@ -564,31 +487,24 @@ fig
 # 2. **A code change.** In the parameter table cell, build `build_model("unet", attention=False)`
 #    and `build_model("unet", widths=(16, 32))` instead of the default. Predict first
 #    which of the two removes more parameters, and roughly how many.
-# 3. **A number to predict.** From the ladder table (training: 1,639 against 120
+# 3. **A number to predict.** From the table (training: 1,639 against 120
 #    images/s), predict how many times longer the U-Net takes to *sample* an image
-#    with DDPM's 200 steps than the `mlp` does, then check with the table's sampling
-#    columns (DDPM 54.6 against 1.9 images/s; DDIM-50 206.6 against 6.1).
+#    with DDPM's 200 steps than the `mlp` does, then check with the ladder's sampling
+#    speeds (DDPM 54.6 against 1.9 images/s; DDIM-50 206.6 against 6.1).
 
 # %% [markdown]
 # ## Answers
 #
 # 1. One U-Net epoch took 499 s and one `mlp` epoch 37 s, so the U-Net's two epochs
 #    (998 s) buy about 27 epochs of the `mlp`:
-#    `python -m keras_diffusion.train --model mlp --epochs 27` (about 17 min here), to
-#    compare with the ladder's 2-epoch U-Net at equal wall-clock, as well as at equal
-#    epochs. The ladder alone shows that the U-Net wins at equal epochs, with 14
-#    times the compute per epoch, not that it wins at equal cost. The README's "At
-#    equal wall-clock" measures it with 120 s each (`python -m keras_diffusion.bench
-#    ladder --seconds 120`): the U-Net (0.42 epochs) FID 32.6 against 71.0 for the
-#    `mlp` (8 epochs), and 7.3 for the same `mlp` trained to predict $x_0$.
+#    `python -m keras_diffusion.train --model mlp --epochs 27` (about 17 min here)
+#    compares them at equal wall-clock. docs/results/ladder.md measures equal
+#    wall-clock with `python -m keras_diffusion.bench ladder --seconds 120`.
 # 2. Dropping attention removes little: 600,481 → 583,713 parameters (16,768 fewer,
 #    3 %: one attention layer at 7x7 with 64 channels). Dropping the 7x7 level removes
-#    three quarters: 600,481 → 156,769 (the table above put 3/4 of the parameters
-#    at 7x7, where the channels are widest). Fewer parameters does not mean
-#    proportionally less compute: the 28x28 level, with 4 % of the weights, costs as
-#    much per image as the 7x7 level.
+#    three quarters: 600,481 → 156,769 (3/4 of the parameters sit at 7x7). Fewer parameters is not less compute: the 28x28
+#    level, with 4 % of the weights, costs as much per image as the 7x7 level.
 # 3. Not 14: DDPM sampling is 29 times slower per image (54.6/1.9) and DDIM-50 34 times
-#    (206.6/6.1). A training step and a sampling step are not bound by the same costs
-#    (training adds the backward pass and runs one random $t$ per image; sampling runs
-#    the network 200 times in a row at batch 64), so the ratio of one is no estimate
-#    of the other: measure both.
+#    (206.6/6.1). Training adds the backward pass and one random $t$ per
+#    image; sampling runs the network 200 times in a row at batch 64. The ratio of
+#    one is no estimate of the other: measure both.
