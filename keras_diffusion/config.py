@@ -50,7 +50,9 @@ class TrainConfig:
     precision: str = _field(None, "the denoiser's compute dtype; loss, schedule and sampler stay float32 (default: mixed_bfloat16 on a CPU with AVX-512 BF16 or AMX and no GPU, else float32)", PRECISIONS)
     strategy: str = _field("default", "devices: default (one), mirrored (every local GPU), multiworker (machines in TF_CONFIG)", STRATEGIES)
     conditional: bool = _field(False, "train a class-conditional denoiser on (image, label) batches, for classifier-free guidance")
-    cond_drop: float = _field(0.1, "with --conditional, the rate at which labels are replaced by the null label (Ho & Salimans 2022)")
+    cond_drop: float = _field(0.1, "with --conditional or --text, the rate at which labels (prompts) are replaced by the null label (prompt) (Ho & Salimans 2022)")
+    text: bool = _field(False, "train a text-conditioned U-Net on captions made from the pixels, for --prompt: cross-attention to a frozen mini-CLIP's tokens (Rombach et al. 2022)")
+    text_encoder_run: str = _field(None, "with --text: the mini-CLIP run (train --text-encoder) whose text encoder reads the prompts (default: the shipped clip-fashion-mnist)")
     fid_every: int = _field(0, "every K epochs, log the FID of fid_n DDIM-50 samples to history.csv (0 = off)")
     fid_n: int = _field(256, "samples for --fid-every (more than 128: the classifier has 128 features)")
     val: int = _field(0, "each epoch, log val_loss: the loss of the first N test images, with the same t and noise every epoch (0 = off; 10000 = the whole test split)")
@@ -106,6 +108,7 @@ class TrainConfig:
             raise ValueError("--conditional is for denoisers; a classifier already predicts the label")
         if "num_classes" in (self.model_kwargs or {}):
             raise ValueError("model_kwargs: num_classes comes from the data set; use --conditional instead")
+        _check_text(self)
         _check_latent(self)
         if self.fid_every < 0:
             raise ValueError(f"fid_every must be >= 0 (0 = off), got {self.fid_every}")
@@ -170,6 +173,23 @@ def _check_latent(config):
         raise ValueError("--fid-every cannot score latents during training; score a latent run after it with python -m keras_diffusion.evaluate")
 
 
+def _check_text(config):
+    """Raise ValueError for settings that a text-conditioned run cannot take."""
+    if not config.text:
+        if config.text_encoder_run is not None:
+            raise ValueError(f"--text-encoder-run {config.text_encoder_run} needs --text")
+        if "prompt" in (config.model_kwargs or {}):
+            raise ValueError("model_kwargs: prompt comes from the text encoder; use --text (with --text-encoder-run RUN) instead")
+        return
+    if config.model != "unet":
+        raise ValueError(f"--text trains a U-Net with cross-attention; drop --model {config.model}")
+    for flag, value in (("conditional", config.conditional), ("latent", config.latent)):
+        if value:
+            raise ValueError(f"--text conditions the U-Net on prompts; drop --{flag}")
+    if config.val:
+        raise ValueError("--val scores fixed draws of class-free images; drop --val with --text (score the run with python -m keras_diffusion.evaluate)")
+
+
 def _auto_precision(config, xla_chosen):
     """The config with the precision (and XLA setting) that pays on this machine, recorded in config.json.
 
@@ -206,7 +226,7 @@ def _check_model_kwargs(model, kwargs):
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     # image_shape and timesteps come from the data and the config, not from model_kwargs
-    allowed = [name for name in params if name not in ("image_shape", "timesteps", "num_classes")]
+    allowed = [name for name in params if name not in ("image_shape", "timesteps", "num_classes", "prompt")]
     for key in kwargs or {}:
-        if key not in allowed:
+        if key not in allowed and key != "prompt":  # prompt: only with --text (_check_text), filled in from the text encoder
             raise ValueError(f"model_kwargs: model {model!r} has no argument {key!r}; it takes {', '.join(allowed)}")

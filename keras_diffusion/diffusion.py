@@ -8,6 +8,7 @@ from keras_diffusion.devices import workers
 from keras_diffusion.forward import extract, q_sample
 from keras_diffusion.models.embeddings import num_classes_of
 from keras_diffusion.models.objective import loss_weights, objective_of
+from keras_diffusion.models.prompt import prompt_tokenizer_of
 from keras_diffusion.names import LOSS_WEIGHTS
 from keras_diffusion.reverse import predict_x0, sample
 
@@ -48,6 +49,7 @@ class DiffusionModel(keras.Model):
         self.loss_weight, self.min_snr_gamma = loss_weight, float(min_snr_gamma)
         self.denoiser = denoiser
         self.num_classes = num_classes_of(denoiser)
+        self.tokenizer = prompt_tokenizer_of(denoiser)  # a text-conditioned denoiser's, else None
         self.cond_drop = float(cond_drop)
         self.schedule = schedule
         self.objective = objective_of(denoiser)  # "x0" or "v" when the denoiser ends in EpsFromX0 or EpsFromV
@@ -75,16 +77,25 @@ class DiffusionModel(keras.Model):
             x0, labels = data[0], (data[1] if len(data) > 1 else None)
         else:
             x0, labels = data, None
-        if self.num_classes is None and labels is not None:
+        conditional = self.num_classes is not None or self.tokenizer is not None
+        if not conditional and labels is not None:
             raise ValueError("this denoiser is unconditional but the batches carry labels: build it with num_classes (train --conditional) or drop the labels")
+        if self.tokenizer is not None and labels is None:
+            raise ValueError("this denoiser is text-conditioned: train it on (images, tokens) batches (text.caption_dataset)")
         if self.num_classes is not None and labels is None:
             raise ValueError("this denoiser is class-conditional: train it on (images, labels) batches (make_dataset(..., labels=labels))")
         return x0, labels
 
     def drop_labels(self, labels):
-        """Replace each label by the null label with probability cond_drop (Ho & Salimans 2022, Algorithm 1)."""
+        """Replace each label by the null label with probability cond_drop (Ho & Salimans 2022, Algorithm 1).
+
+        For a text-conditioned denoiser the labels are prompt tokens (B, L), and
+        a dropped prompt becomes the null prompt: all padding.
+        """
         labels = tf.cast(labels, "int32")
-        drop = tf.random.stateless_uniform(tf.shape(labels), self._replica_seed()) < self.cond_drop  # (B,)
+        drop = tf.random.stateless_uniform(tf.shape(labels)[:1], self._replica_seed()) < self.cond_drop  # (B,)
+        if self.tokenizer is not None:
+            return tf.where(drop[:, None], tf.zeros_like(labels), labels)  # (B, L)
         return tf.where(drop, tf.fill(tf.shape(labels), self.num_classes), labels)
 
     def noise_draws(self, x0):
@@ -187,9 +198,17 @@ class DiffusionModel(keras.Model):
         self.loss_tracker.update_state(loss, sample_weight=tf.shape(x0)[0])
         return self._logs()
 
-    def generate(self, n, **kwargs):
-        """Draw n images with ``reverse.sample``; kwargs (sampler, steps, seed, labels, guidance, ...) go to it."""
-        return sample(self.denoiser, self.schedule, n, **kwargs)
+    def generate(self, n=None, prompts=None, **kwargs):
+        """Draw n images with ``reverse.sample``; kwargs (sampler, steps, seed, labels, guidance, ...) go to it.
+
+        A text-conditioned model draws one image a prompt: ``generate(prompts=["a dark ankle boot"],
+        steps=20, guidance=3, seed=0)``; with ``n`` and one prompt, n images of it.
+        """
+        if n is None:
+            if prompts is None:
+                raise ValueError("generate needs n, the number of images (or prompts=, one image each)")
+            n = 1 if isinstance(prompts, str) else len(prompts)
+        return sample(self.denoiser, self.schedule, n, prompts=prompts, **kwargs)
 
 
 class NoisyClassifierModel(DiffusionModel):

@@ -24,6 +24,7 @@ EXAMPLES = [
     "python -m keras_diffusion.edit superres --run runs/unet --images test:0-15 --factor 4 --npz sr.npz",
     "python -m keras_diffusion.edit img2img --run runs/unet --images sketch.png --strength 0.6 --sampler ddim --steps 50",
     "python -m keras_diffusion.edit inpaint --run runs/unet --images test:0-7 --mask box --sampler dpmpp_2m --steps 25",
+    'python -m keras_diffusion.edit inpaint --pretrained unet-fashion-mnist-text --images test:0-7 --mask top --prompt "a patterned bag"',
 ]
 IMAGE_RANGE = re.compile(r"^(train|test):(\d+)(?:-(\d+))?$")  # test:0-15, inclusive; test:7 is one image
 ONLY = {"mask": "inpaint", "resample": "inpaint", "jump": "inpaint", "factor": "superres", "strength": "img2img"}
@@ -195,6 +196,8 @@ def edit(args, denoiser, schedule, config, pixels):
     del kwargs["seed"]  # one result per seed below
     if args.label == "all":
         raise cli.UsageError("--label all is for sample; an edit takes one --label for all its images")
+    if args.prompt and len(args.prompt) > 1:
+        raise cli.UsageError("an edit takes one --prompt for all its images (several --prompt are for sample)")
     guided, _ = guidance_settings(args, config, len(pixels))  # labels and guidance, when --label is given
     kwargs.update(guided)
     x = scale_images(pixels, config.scaling)  # (N, h, w, 1)
@@ -224,6 +227,8 @@ def edit(args, denoiser, schedule, config, pixels):
         title = f"image-to-image (SDEdit), strength {args.strength}"
     results = np.stack([to_uint8(r, config.scaling) for r in results])  # (S, N, 28, 28, 1)
     columns.update({f"seed {s}": r for s, r in zip(seeds, results)})
+    if args.prompt:
+        title += f", {args.prompt[0]!r}"
     return columns, results, f"{title}, {sampling.describe()}"
 
 

@@ -17,23 +17,28 @@ from keras import ops
 
 from keras_diffusion.forward import extract
 from keras_diffusion.models.embeddings import num_classes_of
+from keras_diffusion.models.prompt import prompt_tokenizer_of
 
 
 def cfg_eps(denoiser, x_t, t, labels, null_label, guidance):
     """ε̃ = (1 + w)·ε(x_t, y) − w·ε(x_t, ∅)   (Ho & Salimans 2022, eq. 6).
 
     The conditional and the null pass go through the denoiser as ONE batch
-    of 2B, which costs less than two calls; w = 0 makes a single pass.
+    of 2B, which costs less than two calls; w = 0 makes a single pass. A
+    prompt works the same way: y is its tokens, ∅ the null prompt (all
+    padding) or a negative prompt. KerasHub's and diffusers' ``guidance_scale``
+    is this w + 1: their ε̃ = ε(∅) + s·(ε(y) − ε(∅)).
 
     Args:
         denoiser: a conditional denoiser, called as ``denoiser([x_t, t, y])``.
-        x_t: (B, H, W, C). t, labels: int (B,).
-        null_label: the label that means "no class" (the denoiser's num_classes).
+        x_t: (B, H, W, C). t: int (B,). labels: int (B,), or prompt tokens int (B, L).
+        null_label: the label that means "no class" (the denoiser's num_classes),
+            or the tokens (B, L) that take ∅'s place (the null prompt, or a negative prompt).
         guidance: w ≥ 0, a Python float (it decides the graph).
     """
     if guidance == 0:
         return denoiser([x_t, t, labels])
-    null = ops.full_like(labels, null_label)
+    null = ops.full_like(labels, null_label) if isinstance(null_label, (int, np.integer)) else null_label
     eps = denoiser([ops.concatenate([x_t, x_t], 0), ops.concatenate([t, t], 0), ops.concatenate([labels, null], 0)])  # (2B, H, W, C)
     eps_cond, eps_null = ops.split(ops.cast(eps, "float32"), 2, axis=0)  # (B, H, W, C) each
     return (1.0 + guidance) * eps_cond - guidance * eps_null
@@ -73,19 +78,33 @@ class Guide:
     an unconditional model; w > 0 with a classifier combines both.
     """
 
-    def __init__(self, denoiser, labels=None, guidance=0.0, classifier=None, classifier_scale=0.0):
+    def __init__(self, denoiser, labels=None, guidance=0.0, classifier=None, classifier_scale=0.0, prompts=None, negative_prompt=None):
         self.num_classes = num_classes_of(denoiser)
+        self.tokenizer = prompt_tokenizer_of(denoiser)
         self.guidance, self.classifier_scale = float(guidance), float(classifier_scale)
         self.classifier = classifier if self.classifier_scale else None
-        _check(self, labels, classifier)
+        if self.tokenizer is None:
+            if prompts is not None or negative_prompt is not None:
+                raise ValueError("prompts need a text-conditioned denoiser (train one with --text); this one takes labels= or nothing")
+            _check(self, labels, classifier)
+        else:
+            _check_prompts(self, labels, classifier, prompts, negative_prompt)
+            self.prompts = None if prompts is None else self.tokenizer.encode(prompts)  # (P, L)
+            self.negative = self.tokenizer.encode(negative_prompt or "")  # (1, L): all padding is the null prompt
 
     @property
     def key(self):
-        """What decides the compiled graph (the labels themselves are a loop input)."""
-        return (self.num_classes, self.guidance, self.classifier_scale, id(self.classifier))
+        """What decides the compiled graph (the labels and prompts themselves are a loop input)."""
+        return (self.num_classes, self.tokenizer is not None, self.guidance, self.classifier_scale, id(self.classifier))
 
     def labels(self, labels, n):
-        """The per-image labels (n,) int32 the loop is fed: the null label when none were asked for."""
+        """What the loop is fed for n images: labels int32 (n,), the null label when none were asked for;
+        for a text model, int32 (n, 2, L): each image's prompt tokens and the tokens that stand for ∅."""
+        if self.tokenizer is not None:
+            prompts = self.negative if self.prompts is None else self.prompts
+            if len(prompts) not in (1, n):
+                raise ValueError(f"prompts: give one prompt for all {n} images or one per image, got {len(prompts)}")
+            return np.stack([np.broadcast_to(prompts, (n, prompts.shape[1])), np.broadcast_to(self.negative, (n, prompts.shape[1]))], axis=1)
         if labels is None:
             return np.full(n, self.num_classes or 0, np.int32)
         labels = np.asarray(labels)
@@ -93,6 +112,8 @@ class Guide:
 
     def eps(self, denoiser, schedule, x_t, t, labels):
         """ε̃ for a batch: (B, H, W, C) float32."""
+        if self.tokenizer is not None:
+            return ops.cast(cfg_eps(denoiser, x_t, t, labels[:, 0], labels[:, 1], self.guidance), "float32")
         if self.num_classes is None:
             eps = denoiser([x_t, t])
         elif self.classifier is not None and not self.guidance:
@@ -134,6 +155,20 @@ def _check(guide, labels, classifier):
         top = classes if guide.num_classes is not None and not guide.guidance and guide.classifier is None else classes - 1
         if values.dtype.kind not in "iu" or values.size == 0 or values.min() < 0 or values.max() > top:
             raise ValueError(f"labels must be integers in [0, {top}], got {_quote(values)}")
+
+
+def _check_prompts(guide, labels, classifier, prompts, negative_prompt):
+    """One-line errors for a text-conditioned denoiser's settings."""
+    if not guide.guidance >= 0:
+        raise ValueError(f"guidance must be >= 0 (0 = no classifier-free guidance), got {guide.guidance}")
+    if labels is not None:
+        raise ValueError("this denoiser is conditioned on text: give prompts= (e.g. prompts=['a dark ankle boot']), not labels=")
+    if classifier is not None or guide.classifier_scale:
+        raise ValueError("classifier guidance steers toward a class label; a text-conditioned denoiser is steered by prompts= with guidance=")
+    if prompts is None and (guide.guidance or negative_prompt is not None):
+        raise ValueError("guidance and negative_prompt need prompts=: the text of each image (or one text for all)")
+    if prompts is not None and (isinstance(prompts, str) and not prompts.strip() or not isinstance(prompts, str) and len(list(prompts)) == 0):
+        raise ValueError("prompts is empty: give a text such as 'a dark ankle boot' (no prompt at all: leave prompts out)")
 
 
 def _quote(values):

@@ -308,12 +308,15 @@ def sample(
     jump=1,
     resample=1,
     progress=None,
+    prompts=None,
+    negative_prompt=None,
 ):
     """Draw n images by running the reverse chain from x_T ~ N(0, I).
 
     Args:
-        denoiser: a model called as ``denoiser([x_t, t])`` returning ε̂, or
-            ``denoiser([x_t, t, y])`` when class-conditional.
+        denoiser: a model called as ``denoiser([x_t, t])`` returning ε̂,
+            ``denoiser([x_t, t, y])`` when class-conditional, or
+            ``denoiser([x_t, t, tokens])`` when text-conditioned.
         schedule: the ``NoiseSchedule`` the denoiser was trained with.
         n: number of images.
         sampler: a name in ``samplers.SAMPLERS``: ``"ddpm"`` (every step, DDPM
@@ -354,6 +357,12 @@ def sample(
         jump, resample: RePaint's resampling (``step_plan``); 1 and 1 = none.
         progress: called with the number of images done after each batch
             (``progress.SamplingProgress`` prints a line when one took long).
+        prompts: for a text-conditioned denoiser (``train --text``), the text
+            of each image, a list of n, or one string for all (default: the
+            null prompt, an unconditional draw). ``guidance`` is then w on
+            prompts: ε̃ = (1 + w)·ε(x_t, prompt) − w·ε(x_t, ∅).
+        negative_prompt: a text that takes the null prompt's place in ε(x_t, ∅):
+            guidance then steers away from it.
 
     Returns:
         float32 NumPy images (n, H, W, C); with ``snapshots`` also an array
@@ -375,9 +384,9 @@ def sample(
     image_shape = tuple(image_shape or denoiser.inputs[0].shape[1:])
     seed = int(np.random.SeedSequence().generate_state(1)[0] % 2**31) if seed is None else int(seed)
     clip = None if clip is None else (float(clip[0]), float(clip[1]))
-    guide = Guide(denoiser, labels, guidance, classifier, classifier_scale)
+    guide = Guide(denoiser, labels, guidance, classifier, classifier_scale, prompts, negative_prompt)
     all_labels = guide.labels(labels, n)
-    if all_labels.shape != (n,):
+    if len(all_labels) != n or (guide.tokenizer is None and all_labels.ndim != 1):
         raise ValueError(f"labels must be one label or one per image, shape ({n},); got shape {all_labels.shape}")
     rule = samplers.entry(sampler).load()(
         schedule, len(seq), clip=clip, eta=float(eta), variance=variance, recompute_eps=bool(recompute_eps), churn=float(churn)

@@ -23,6 +23,9 @@ EXAMPLES = [
     "python -m keras_diffusion.sample --run runs/cond --label sneaker --guidance 3",
     "python -m keras_diffusion.sample --run runs/cond --label all --n 80   # one row a class",
     "python -m keras_diffusion.sample --run runs/unet --label bag --classifier runs/clf --classifier-scale 2",
+    'python -m keras_diffusion.sample --pretrained unet-fashion-mnist-text --prompt "a dark ankle boot" --guidance 3',
+    'python -m keras_diffusion.sample --run runs/text --prompt "white trainers" --prompt "a patterned bag" --n 16   # a row a prompt',
+    'python -m keras_diffusion.sample --run runs/text --prompt "a shoe" --negative-prompt "a sandal"',
 ]
 
 
@@ -34,8 +37,12 @@ def add_sampler_arguments(parser, many_steps=False):
     add_arguments(parser, samplers.SamplingConfig, skip=("steps",) if many_steps else ())
     if many_steps:
         parser.add_argument("--steps", type=int, nargs="+", help="sampler steps, at most T; several values score each (default: the sampler's)")
-    guidance = parser.add_argument_group("guidance (class-conditional runs, or a noisy classifier)")
+    guidance = parser.add_argument_group("guidance (class-conditional or text runs, or a noisy classifier)")
     guidance.add_argument("--label", help="class to draw, by number or name (sneaker, bag, ...); 'all' draws one row a class")
+    guidance.add_argument(
+        "--prompt", action="append", metavar="TEXT", help="with a text run (train --text): what to draw, e.g. \"a dark ankle boot\"; several --prompt draw a row each"
+    )
+    guidance.add_argument("--negative-prompt", metavar="TEXT", help="with --prompt: a text that guidance steers away from (it takes the null prompt's place)")
     guidance.add_argument(
         "--classifier", metavar="RUN", help="noisy classifier run (train --classifier), or a pretrained one's name, for classifier guidance"
     )
@@ -54,8 +61,13 @@ def check_sampler_arguments(parser, args):
     args.sampling = args.samplings[0]
     if args.classifier_scale and args.classifier is None:
         parser.error("--classifier-scale needs --classifier RUN (a noisy classifier: train --classifier)")
-    if (args.guidance or args.classifier) and args.label is None:
-        parser.error("guidance needs --label: a class by number or name, or 'all'")
+    prompt = getattr(args, "prompt", None)
+    if prompt is not None and (args.label is not None or args.classifier):
+        parser.error("--prompt is for text runs and --label/--classifier for class guidance: give one of them")
+    if getattr(args, "negative_prompt", None) is not None and prompt is None:
+        parser.error("--negative-prompt needs --prompt TEXT")
+    if (args.guidance or args.classifier) and args.label is None and prompt is None:
+        parser.error("guidance needs --label: a class by number or name, or 'all' (or --prompt TEXT with a text run)")
 
 
 def _as_flags(message):
@@ -79,6 +91,8 @@ def guidance_settings(args, config, n):
     from keras_diffusion.data import CLASS_NAMES, label_index
     from keras_diffusion.guidance import DEFAULT_GUIDANCE
 
+    if getattr(args, "prompt", None) is not None or config.text:
+        return _prompt_settings(args, config, n)
     if args.label is None:
         return {}, n
     try:
@@ -107,6 +121,31 @@ def guidance_settings(args, config, n):
             raise cli.UsageError(f"--classifier {args.classifier} was trained with another schedule, T or scaling than this run")
         kwargs.update(classifier=classifier, classifier_scale=1.0 if args.classifier_scale is None else args.classifier_scale)
     return kwargs, len(labels)
+
+
+def _prompt_settings(args, config, n):
+    """(sample kwargs, the number of images) of --prompt: n // P images of each of the P prompts, prompt after prompt."""
+    prompts = getattr(args, "prompt", None)
+    if not config.text:
+        raise cli.UsageError("--prompt needs a run trained with --text (or --pretrained unet-fashion-mnist-text)")
+    if args.label is not None or args.classifier:
+        raise cli.UsageError("this run is conditioned on text: give --prompt TEXT instead of --label/--classifier")
+    if prompts is None:  # the null prompt: an unconditional draw
+        if args.guidance:
+            raise cli.UsageError("--guidance needs --prompt TEXT: the text to steer toward")
+        return {}, n
+    per_prompt = max(1, n // len(prompts))
+    kwargs = {"prompts": [p for p in prompts for _ in range(per_prompt)], "guidance": prompt_guidance(args)}
+    if args.negative_prompt is not None:
+        kwargs["negative_prompt"] = args.negative_prompt
+    return kwargs, per_prompt * len(prompts)
+
+
+def prompt_guidance(args):
+    """The w of --prompt: --guidance, or the default 3."""
+    from keras_diffusion.guidance import DEFAULT_GUIDANCE
+
+    return DEFAULT_GUIDANCE if args.guidance is None else args.guidance
 
 
 def draw(args, run_dir, n, sampling=None):
@@ -186,6 +225,8 @@ def main(argv=None):
     if args.out:
         title = f"{config.model}, {resolve_sampling(args.sampling, config).describe()}" + _guidance_title(args, config)
         shown, ncols = pixels, None
+        if args.prompt:  # a row a prompt
+            ncols = n // len(args.prompt)
         if args.label == "all":  # one row a class, at most 16 of each, so every class shows
             per_class = n // 10
             ncols = min(per_class, 16)
@@ -201,12 +242,17 @@ def network_calls(args, config):
     from keras_diffusion.guidance import DEFAULT_GUIDANCE
 
     guidance = 0.0
+    if getattr(args, "prompt", None) is not None and config.text:
+        guidance = prompt_guidance(args)
     if args.label is not None and config.conditional:
         guidance = (0.0 if args.classifier else DEFAULT_GUIDANCE) if args.guidance is None else args.guidance
     return resolve_sampling(args.sampling, config).nfe(guidance)
 
 
 def _guidance_title(args, config):
+    if args.prompt:
+        title = f", {' / '.join(repr(p) for p in args.prompt)}, guidance w = {prompt_guidance(args):g}"
+        return title + (f", negative {args.negative_prompt!r}" if args.negative_prompt else "")
     if args.label is None:
         return ""
     what = "one class a row" if args.label == "all" else f"label {args.label}"

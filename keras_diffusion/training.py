@@ -48,8 +48,8 @@ def is_classifier(config):
 
 
 def uses_labels(config):
-    """Whether a run trains on (image, label) batches: a conditional denoiser or a classifier."""
-    return config.conditional or is_classifier(config)
+    """Whether a run trains on (image, label) batches: a conditional denoiser or a classifier (a text run: on captions)."""
+    return config.conditional or config.text or is_classifier(config)
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -138,7 +138,7 @@ def build_training(config, image_shape, strategy=None, steps_per_epoch=None):
         if is_classifier(config):
             model = NoisyClassifierModel(denoiser, schedule, seed=config.seed)
         else:
-            cond_drop = config.cond_drop if config.conditional else 0.0
+            cond_drop = config.cond_drop if config.conditional or config.text else 0.0
             model = DiffusionModel(denoiser, schedule, seed=config.seed, cond_drop=cond_drop, loss_weight=config.loss_weight, min_snr_gamma=config.min_snr_gamma)
         lr = learning_rate(config, steps_per_epoch)
         optimizer = WarmupEMAAdam(lr, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99, ema_warmup=config.ema_warmup)
@@ -181,6 +181,10 @@ def train(config=None, out=None, overwrite=False, resume=None, verbose=None):
         None on the workers of a cluster other than the chief, which writes it.
     """
     config, initial_epoch = _resolve(config, resume)
+    if config.text and resume is None:  # the text encoder's vocabulary and sizes go into config.json
+        from keras_diffusion.text.conditioning import with_prompt
+
+        config = with_prompt(config)
     strategy = make_strategy(config.strategy)  # first: a multi-worker strategy must start before any op runs
     apply_determinism(config)  # before any op runs
     chief = is_chief(strategy)
@@ -203,13 +207,25 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
     # a resumed run must not replay the first epoch's order: the shuffle seed moves on with it.
     # batch_size is the global batch: under a strategy Keras splits each batch across the replicas
     labels = labels if uses_labels(config) else None
+    captions = None
     if config.latent:  # first the autoencoder (trained, or reused), then the denoiser sees only its latents
         from keras_diffusion.latent import latent_dataset
 
         dataset, shape = latent_dataset(config, run_dir, images, labels, fresh=resume is None, seed=config.seed + initial_epoch)
+    elif config.text:  # (image, caption tokens) batches, the captions drawn afresh every epoch
+        from keras_diffusion.models.prompt import PromptEncoder
+        from keras_diffusion.text.conditioning import caption_dataset
+
+        tokenizer = PromptEncoder(**config.model_kwargs["prompt"]).tokenizer
+        dataset, captions = caption_dataset(images, labels, config.batch_size, config.scaling, tokenizer, seed=config.seed + initial_epoch, caption_seed=config.seed)
+        shape = images.shape[1:]
     else:
         dataset, shape = make_dataset(images, config.batch_size, config.scaling, seed=config.seed + initial_epoch, labels=labels), images.shape[1:]
     schedule, denoiser, model = build_training(config, shape, strategy, steps_per_epoch=math.ceil(len(images) / config.batch_size))
+    if config.text and not initial_epoch:  # a resumed run loads them with its state
+        from keras_diffusion.text.conditioning import copy_text_encoder
+
+        copy_text_encoder(denoiser, config.text_encoder_run)
     checkpoint.save_config(run_dir, config, schedule, shape)
     if initial_epoch:
         with strategy.scope():
@@ -218,7 +234,7 @@ def _train(config, run_dir, resume, initial_epoch, strategy, chief, verbose):
     print(f"training {config.model} ({denoiser.count_params():,} parameters{_devices(config, strategy)}) on {len(images):,} images -> {run_dir}")
 
     guard = {"diverged": False}
-    callbacks = _callbacks(run_dir, config, schedule, initial_epoch, guard)
+    callbacks = ([] if captions is None else [captions]) + _callbacks(run_dir, config, schedule, initial_epoch, guard)
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
     if verbose == 2:  # one line an epoch (a log, not a terminal): progress lines fill the minutes between
         from keras_diffusion.progress import TrainingProgress
@@ -326,7 +342,14 @@ def make_figures(run_dir, denoiser, schedule, config, images):
     plotting.plot_reverse_grid(denoiser, schedule, n=4, path=run_dir / "reverse_grid.png", clip=clip, **kwargs)
     # the sample grid is drawn as `sample` draws by default (SamplingConfig's sampler, steps and spacing)
     drawing = SamplingConfig(seed=config.seed).resolved(schedule.timesteps, config.clip)
-    if config.conditional:  # a class grid: each row one label, guided as sample --label all draws it
+    if config.text:  # a prompt grid: each row "a photo of a {class}", guided as sample --prompt draws it
+        from keras_diffusion.guidance import DEFAULT_GUIDANCE
+        from keras_diffusion.text.conditioning import figure_prompts
+
+        prompts = figure_prompts(max(1, config.n_samples // NUM_CLASSES))
+        samples = sample(denoiser, schedule, len(prompts), prompts=prompts, guidance=DEFAULT_GUIDANCE, **drawing.sample_kwargs(config.scaling))
+        title = f"{config.model}, a row a prompt 'a photo of a ...', guidance w = {DEFAULT_GUIDANCE:g}, {drawing.describe()}"
+    elif config.conditional:  # a class grid: each row one label, guided as sample --label all draws it
         from keras_diffusion.guidance import DEFAULT_GUIDANCE
 
         labels = np.repeat(np.arange(NUM_CLASSES), max(1, config.n_samples // NUM_CLASSES))
@@ -335,7 +358,7 @@ def make_figures(run_dir, denoiser, schedule, config, images):
     else:
         samples = sample(denoiser, schedule, config.n_samples, **drawing.sample_kwargs(config.scaling))
         title = f"{config.model}: {len(samples)} samples, {drawing.describe()}"
-    ncols = max(1, config.n_samples // NUM_CLASSES) if config.conditional else 8
+    ncols = max(1, config.n_samples // NUM_CLASSES) if config.conditional or config.text else 8
     plotting.plot_samples(samples, config.scaling, title=title, path=run_dir / "samples.png", ncols=ncols)
     history = run_dir / checkpoint.HISTORY
     if history.exists() and history.stat().st_size:

@@ -91,12 +91,21 @@ def test_every_shipped_model_loads_offline_and_runs(name):
     model, schedule, config = pretrained.load(name)  # sha256 checked, config rebuilt, weights loaded
     entry = pretrained.entry(name)
     assert model.count_params() == entry["parameters"] and entry["megabytes"] < 10
+    if entry["kind"] == "text_encoder":  # (MiniClip, tokenizer, thresholds): it reads the zero-shot prompts
+        from keras_diffusion.text import class_prompt
+
+        texts = np.asarray(model.encode_texts(schedule.encode([class_prompt(c) for c in range(10)])))  # (10, D), unit rows
+        np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-4)
+        assert entry["quality"]["zero_shot"] >= 0.8
+        return
     if entry["kind"] == "classifier":
         logits = np.asarray(model([np.zeros((2, 28, 28, 1), np.float32), np.array([0, 100], np.int32)]))
         assert logits.shape == (2, 10) and np.isfinite(logits).all()
         return
     labels = np.array([7, 8]) if config.conditional else None
-    images = sample(model, schedule, 2, sampler="ddim", steps=8, seed=0, labels=labels, guidance=1.0 if config.conditional else 0.0)
+    prompts = ["a dark ankle boot", "a bag"] if config.text else None
+    guidance = 1.0 if config.conditional or config.text else 0.0
+    images = sample(model, schedule, 2, sampler="ddim", steps=8, seed=0, labels=labels, prompts=prompts, guidance=guidance)
     from keras_diffusion.data import to_uint8
 
     if config.latent:  # latents z_0 of 7x7xC: the images are the decoder's

@@ -91,6 +91,27 @@ def test_a_caption_names_only_the_image_s_own_attributes():
             assert y in GROUPS["footwear"] + GROUPS["tops"], caption
 
 
+def test_held_out_pairs_are_never_named_and_everything_else_is_unchanged():
+    from keras_diffusion.text import HELD_OUT
+
+    labels, levels = _levels(4000, seed=2)
+    held = make_captions(labels, levels, seed=0, held_out=HELD_OUT)
+    full = make_captions(labels, levels, seed=0)
+    hidden = np.zeros(len(labels), bool)
+    for c, attribute, level in HELD_OUT:
+        pair = (labels == c) & (levels[attribute] == level)
+        hidden |= pair
+        words = set(WORDS[attribute][level])
+        assert pair.sum() > 50 and not any(words & set(text.split()) for text in np.asarray(held)[pair])
+        assert any(words & set(text.split()) for text in np.asarray(full)[pair])  # without held_out they are named
+    # the other images name their attributes as often as before: only the held-out pairs lose words
+    def named(captions):
+        return sum(bool(set(text.split()) & {w for words in WORDS.values() for w in words[0] + words[2]}) for text in np.asarray(captions)[~hidden])
+
+    assert abs(named(held) - named(full)) < 0.03 * (~hidden).sum()
+    assert {w for text in held for w in text.split()} >= {"dark", "sandal", "patterned", "bag"}  # each word still appears
+
+
 def test_tokenizer_round_trips_and_pads_with_zero():
     tokenizer = WordTokenizer(vocabulary(), max_length=12)
     labels, levels = _levels(500)

@@ -11,6 +11,7 @@ from keras import layers
 from keras_diffusion.models.embeddings import label_embedding
 from keras_diffusion.models.embeddings import time_embedding as embed_time
 from keras_diffusion.models.mlp import TIME_EMBEDDINGS, TimeScale
+from keras_diffusion.models.prompt import cross_attention_block, prompt_encoder
 
 
 def _groups(width, groups):
@@ -47,8 +48,9 @@ def unet(
     num_classes=None,
     time_embedding="sinusoidal",
     skips=True,
+    prompt=None,
 ):
-    """Build the U-Net denoiser, called as ``denoiser([x_t, t])`` or, with classes, ``denoiser([x_t, t, y])``.
+    """Build the U-Net denoiser: ``denoiser([x_t, t])``, with classes ``denoiser([x_t, t, y])``, with a prompt ``denoiser([x_t, t, tokens])``.
 
     Args:
         image_shape: (H, W, C); H and W divisible by 2^(len(widths)−1).
@@ -64,6 +66,13 @@ def unet(
             demo's single number t/T fed to the same small MLP: an ablation.
         skips: False drops every skip connection (the up path then sees only
             what came through the 7x7 bottleneck): an ablation.
+        prompt: when set, the model is text-conditional (``models.prompt``):
+            a dict of the mini-CLIP's vocabulary and text-encoder sizes
+            (``PROMPT_KEYS``); int tokens (B, L) come in as a third input, 0 is
+            padding and an all-padding prompt is the null prompt. Every block
+            below the top resolution (14x14 and 7x7 for 28x28) gets a
+            cross-attention to the prompt's tokens, and the pooled prompt
+            embedding is added to the time embedding (Rombach et al. 2022, sec. 3.3).
     """
     if time_embedding not in TIME_EMBEDDINGS:
         raise ValueError(f"time_embedding must be one of {', '.join(TIME_EMBEDDINGS)}; got {time_embedding!r}")
@@ -79,16 +88,27 @@ def unet(
         emb = layers.Dense(4 * widths[0], activation="swish")(TimeScale(timesteps)(t))
         emb = layers.Dense(4 * widths[0])(emb)  # (B, 4·widths[0])
     inputs = [x_t, t]
+    if num_classes is not None and prompt is not None:
+        raise ValueError("a U-Net is conditioned on classes (num_classes) or on prompts (prompt), not both")
     if num_classes is not None:
         y = keras.Input((), dtype="int32", name="y")
         inputs.append(y)
         emb = emb + label_embedding(y, num_classes, emb.shape[-1])  # (B, 4·widths[0])
+    attend = lambda x, where: x  # noqa: E731  (no prompt: nothing to attend to)
+    if prompt is not None:
+        tokens = keras.Input((int(prompt["max_length"]),), dtype="int32", name="tokens")
+        inputs.append(tokens)
+        context, mask, pooled = prompt_encoder(tokens, prompt)  # (B, 1+L, width), (B, 1+L), (B, embed_dim)
+        emb = emb + layers.Dense(emb.shape[-1], name="prompt_projection")(pooled)  # (B, 4·widths[0])
+
+        def attend(x, where):  # cross-attention below the top resolution (14x14 and 7x7 at 28x28)
+            return x if x.shape[1] == image_shape[0] else cross_attention_block(x, context, mask, groups, f"cross_attention_{where}")
 
     x = layers.Conv2D(widths[0], 3, padding="same")(x_t)  # (B, 28, 28, w0)
     use_skips, skips = bool(skips), [x]
     for level, width in enumerate(widths):
-        for _ in range(blocks):
-            x = res_block(x, emb, width, groups)
+        for block in range(blocks):
+            x = attend(res_block(x, emb, width, groups), f"down{level}_{block}")
             skips.append(x)
         if level < levels - 1:
             x = layers.Conv2D(width, 3, strides=2, padding="same")(x)  # 28→14→7
@@ -96,15 +116,16 @@ def unet(
     x = res_block(x, emb, widths[-1], groups)
     if attention:
         x = attention_block(x, groups)
-    x = res_block(x, emb, widths[-1], groups)
+    x = attend(res_block(x, emb, widths[-1], groups), "middle")
     for level in reversed(range(levels)):
-        for _ in range(blocks + 1):
+        for block in range(blocks + 1):
             skip = skips.pop()
-            x = res_block(layers.Concatenate()([x, skip]) if use_skips else x, emb, widths[level], groups)
+            x = attend(res_block(layers.Concatenate()([x, skip]) if use_skips else x, emb, widths[level], groups), f"up{level}_{block}")
         if level > 0:
             x = layers.UpSampling2D(2)(x)  # 7→14→28
             x = layers.Conv2D(widths[level - 1], 3, padding="same")(x)
     x = layers.Activation("swish")(layers.GroupNormalization(_groups(widths[0], groups))(x))
     # zero-initialised output: ε̂ starts at 0, so the loss starts at exactly E[ε²] = 1
     eps_pred = layers.Conv2D(image_shape[-1], 3, padding="same", kernel_initializer="zeros")(x)
-    return keras.Model(inputs, eps_pred, name="unet" if num_classes is None else "conditional_unet")
+    name = "text_unet" if prompt is not None else "unet" if num_classes is None else "conditional_unet"
+    return keras.Model(inputs, eps_pred, name=name)

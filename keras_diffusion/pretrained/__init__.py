@@ -67,10 +67,18 @@ def path(name, root=ROOT):
 
 
 def load(name, root=ROOT):
-    """(model, schedule, config) of a pretrained model, as ``checkpoint.load_run`` gives for a run directory."""
+    """(model, schedule, config) of a pretrained model, as ``checkpoint.load_run`` gives for a run directory.
+
+    A text encoder (kind "text_encoder") gives (MiniClip, WordTokenizer, Thresholds), as ``text.load_clip`` does.
+    """
+    folder = path(name, root)
+    if entry(name, root)["kind"] == "text_encoder":
+        from keras_diffusion.text.training import load_clip
+
+        return load_clip(folder)
     from keras_diffusion.checkpoint import load_run
 
-    return load_run(path(name, root))
+    return load_run(folder)
 
 
 def run_or_pretrained(run, name, root=ROOT):

@@ -12,7 +12,7 @@ they bring in TensorFlow, and the captions and the tokenizer need only NumPy.
 
 import importlib
 
-from keras_diffusion.text.captions import ATTRIBUTES, CLASS_WORDS, Thresholds, attribute_prompt, class_prompt, make_captions, measure, vocabulary
+from keras_diffusion.text.captions import ATTRIBUTES, CLASS_WORDS, HELD_OUT, Thresholds, attribute_prompt, class_prompt, make_captions, measure, vocabulary
 from keras_diffusion.text.tokenizer import WordTokenizer, split_words
 
 _LAZY = {
@@ -26,7 +26,7 @@ _LAZY = {
     "zero_shot_accuracy": "training",
     "attribute_accuracy": "training",
 }
-__all__ = ["ATTRIBUTES", "CLASS_WORDS", "Thresholds", "attribute_prompt", "class_prompt", "make_captions", "measure", "vocabulary", "WordTokenizer", "split_words", *_LAZY]
+__all__ = ["ATTRIBUTES", "CLASS_WORDS", "HELD_OUT", "Thresholds", "attribute_prompt", "class_prompt", "make_captions", "measure", "vocabulary", "WordTokenizer", "split_words", *_LAZY]
 
 
 def __getattr__(name):

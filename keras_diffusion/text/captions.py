@@ -32,6 +32,9 @@ WORDS = {
     "texture": (("plain",), (), ("patterned",)),
 }
 ADJECTIVE_ORDER = ("size", "brightness", "texture")  # "a small dark patterned bag"
+# (class, attribute, level) pairs that the training captions never name, so that prompts for them test
+# composition: "dark" is learned on other classes, "sandal" on sandals of other brightness (issue 26, part 4)
+HELD_OUT = ((5, "brightness", 0), (8, "texture", 2))  # dark sandals, patterned bags
 
 # (singular, plural) for each class, in label order; the first singular is the class's name in prompts
 NOUNS = (
@@ -159,7 +162,7 @@ def _article(word):
     return "an" if word[0] in "aeiou" else "a"
 
 
-def make_captions(labels, levels, seed):
+def make_captions(labels, levels, seed, held_out=()):
     """One caption an image, the same for the same labels, levels and seed.
 
     Args:
@@ -167,12 +170,20 @@ def make_captions(labels, levels, seed):
         levels: dict of int (N,) arrays, as ``Thresholds.levels`` returns.
         seed: an int or a tuple of ints (training draws with (seed, epoch)); another seed gives other
             templates, synonyms and words.
+        held_out: (class, attribute, level) pairs that no caption names: such an image's caption
+            leaves that attribute unsaid (``HELD_OUT``: what training holds out, to test composition).
 
     Returns:
         list of N strings.
     """
     rng = np.random.default_rng(seed)
-    return [caption(int(y), {a: int(levels[a][i]) for a in ATTRIBUTES}, rng) for i, y in enumerate(np.asarray(labels))]
+    hidden = {(int(c), a, int(level)) for c, a, level in held_out}
+    captions = []
+    for i, y in enumerate(np.asarray(labels)):
+        said = {a: int(levels[a][i]) for a in ATTRIBUTES}
+        said = {a: 1 if (int(y), a, level) in hidden else level for a, level in said.items()}  # level 1 is never said
+        captions.append(caption(int(y), said, rng))
+    return captions
 
 
 def class_prompt(label):

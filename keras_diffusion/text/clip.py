@@ -95,6 +95,16 @@ class TextEncoder(keras.layers.Layer):
         self.final_norm = keras.layers.LayerNormalization(name="final_norm")
         self.project = keras.layers.Dense(embed_dim, use_bias=False, name="project")
 
+    def build(self, input_shape):
+        batch, length = input_shape[0], input_shape[1]
+        self.words.build(input_shape)
+        self.positions.build((length,))
+        for block in self.blocks:
+            block.build((batch, length, self.width))
+        self.final_norm.build((batch, length, self.width))
+        self.project.build((batch, self.width))
+        self.built = True
+
     def sequence(self, tokens):
         """Token features (B, L, width) and the mask of real tokens (B, L), for cross-attention."""
         tokens = ops.cast(tokens, "int32")
@@ -106,11 +116,14 @@ class TextEncoder(keras.layers.Layer):
             h = block(h, attention_mask)
         return self.final_norm(h), mask
 
-    def call(self, tokens):
-        h, mask = self.sequence(tokens)  # (B, L, width), (B, L)
+    def pool(self, h, mask):
+        """The embedding (B, embed_dim) of token features h (B, L, width): their mean over real tokens, projected."""
         weights = ops.cast(mask, h.dtype)[..., None]
         pooled = ops.sum(h * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)  # (B, width)
         return self.project(pooled)  # (B, embed_dim)
+
+    def call(self, tokens):
+        return self.pool(*self.sequence(tokens))  # (B, embed_dim)
 
     def get_config(self):
         config = dict(vocab_size=self.vocab_size, max_length=self.max_length, width=self.width, depth=self.depth, heads=self.heads, embed_dim=self.embed_dim)
@@ -129,6 +142,14 @@ class _Block(keras.layers.Layer):
         self.norm2 = keras.layers.LayerNormalization(name="norm2")
         self.mlp_in = keras.layers.Dense(4 * width, activation="gelu", name="mlp_in")
         self.mlp_out = keras.layers.Dense(width, name="mlp_out")
+
+    def build(self, input_shape):
+        self.norm1.build(input_shape)
+        self.attention.build(input_shape, input_shape)
+        self.norm2.build(input_shape)
+        self.mlp_in.build(input_shape)
+        self.mlp_out.build(tuple(input_shape[:-1]) + (4 * self.width,))
+        self.built = True
 
     def call(self, x, attention_mask):
         h = self.norm1(x)

@@ -20,7 +20,7 @@ from keras_diffusion import __version__, checkpoint
 from keras_diffusion.data import load_images
 from keras_diffusion.fields import from_dict
 from keras_diffusion.text.config import SIZE_KEYS, ClipConfig
-from keras_diffusion.text.captions import ATTRIBUTES, CLASS_WORDS, Thresholds, attribute_prompt, class_prompt, make_captions, measure, vocabulary
+from keras_diffusion.text.captions import ATTRIBUTES, CLASS_WORDS, HELD_OUT, Thresholds, attribute_prompt, class_prompt, make_captions, measure, vocabulary
 from keras_diffusion.text.tokenizer import MAX_LENGTH, WordTokenizer
 
 EVALUATION = "evaluation.json"
@@ -75,7 +75,8 @@ def train_text_encoder(config, out=None, overwrite=False, resume=None, verbose=2
         print(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
     print(f"training the mini-CLIP ({model.count_params():,} parameters) on {len(images):,} captioned images -> {run_dir}", flush=True)
     tokens = tf.Variable(np.zeros((len(images), tokenizer.max_length), np.int32), trainable=False)  # this epoch's captions
-    epochs = RunEpochs(run_dir, tokens, lambda epoch: tokenizer.encode(make_captions(labels, levels, seed=(config.seed, epoch))))
+    draw = lambda epoch: tokenizer.encode(make_captions(labels, levels, seed=(config.seed, epoch), held_out=HELD_OUT))  # noqa: E731
+    epochs = RunEpochs(run_dir, tokens, draw, build_clip(config, tokenizer))
     order = tf.data.Dataset.range(len(images)).shuffle(len(images), seed=config.seed + initial_epoch, reshuffle_each_iteration=True)
     pixels = tf.constant(images)
     data = order.batch(min(config.batch_size, len(images)), drop_remainder=True).map(lambda k: {"images": tf.gather(pixels, k), "tokens": tf.gather(tokens, k)})
@@ -94,11 +95,13 @@ class RunEpochs(keras.callbacks.Callback):
         run_dir: where history.csv, the training state and the weights go.
         tokens: the int32 (N, L) variable that the input pipeline reads the captions from.
         draw: epoch -> int32 (N, L) token ids of that epoch's captions.
+        plain: an uncompiled ``MiniClip`` of the same sizes: the weights file is saved from it,
+            so it holds the model's weights alone (the training state keeps the optimizer's).
     """
 
-    def __init__(self, run_dir, tokens, draw):
+    def __init__(self, run_dir, tokens, draw, plain):
         super().__init__()
-        self.run_dir, self.tokens, self.draw, self.diverged = pathlib.Path(run_dir), tokens, draw, 0
+        self.run_dir, self.tokens, self.draw, self.plain, self.diverged = pathlib.Path(run_dir), tokens, draw, plain, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.tokens.assign(self.draw(epoch))
@@ -110,7 +113,8 @@ class RunEpochs(keras.callbacks.Callback):
             return
         _append_history(self.run_dir, epoch, logs["loss"], time.perf_counter() - self.start, float(self.model.log_scale.numpy()))
         checkpoint.save_state(self.run_dir, self.model, epoch + 1)
-        checkpoint.save_weights(self.run_dir, self.model)
+        self.plain.set_weights(self.model.get_weights())
+        checkpoint.save_weights(self.run_dir, self.plain)
 
 
 def _append_history(run_dir, epoch, loss, seconds, log_scale):
@@ -123,7 +127,8 @@ def _append_history(run_dir, epoch, loss, seconds, log_scale):
 
 def _save_config(run_dir, config, tokenizer, thresholds):
     data = {"package": "keras_diffusion", "version": __version__, "text_encoder": dataclasses.asdict(config)}
-    checkpoint.write_json(pathlib.Path(run_dir) / checkpoint.CONFIG, {**data, "tokenizer": tokenizer.get_config(), "thresholds": thresholds.to_dict()})
+    held_out = [list(pair) for pair in HELD_OUT]  # (class, attribute, level) that no training caption names
+    checkpoint.write_json(pathlib.Path(run_dir) / checkpoint.CONFIG, {**data, "tokenizer": tokenizer.get_config(), "thresholds": thresholds.to_dict(), "held_out": held_out})
 
 
 def read_clip_config(run_dir):
@@ -162,15 +167,17 @@ def zero_shot_accuracy(model, tokenizer, images, labels, batch_size=1000):
     return float(np.mean(scores.argmax(axis=1) == np.asarray(labels)))
 
 
-def attribute_accuracy(model, tokenizer, thresholds, images, labels, batch_size=1000):
+def attribute_accuracy(model, tokenizer, thresholds, images, labels, batch_size=1000, pairs=None):
     """Per attribute, how often an image is closer to the prompt naming its level than the opposite level's.
 
     Only the images whose attribute is named in captions (the lowest and highest third of their
     class) count; each is compared with "a photo of a {low word} {class}" and "a photo of a {high
     word} {class}" for its true class: chance is 0.5.
 
+    ``pairs``: only the images of these (class, attribute, level) pairs count, each against the opposite level.
+
     Returns:
-        {attribute: accuracy}.
+        {attribute: accuracy} (attributes without such images are left out).
     """
     labels = np.asarray(labels)
     embedded, levels = _embed_images(model, images, batch_size), thresholds.levels(images, labels)  # (N, D)
@@ -179,6 +186,11 @@ def attribute_accuracy(model, tokenizer, thresholds, images, labels, batch_size=
         texts = [attribute_prompt(c, attribute, level) for c in range(len(CLASS_WORDS)) for level in (0, 2)]
         prompts = np.asarray(model.encode_texts(tokenizer.encode(texts))).reshape(len(CLASS_WORDS), 2, -1)  # (10, 2, D)
         named = levels[attribute] != 1
+        if pairs is not None:
+            chosen = [(c, level) for c, a, level in pairs if a == attribute]
+            named &= np.isin(labels * 3 + levels[attribute], [c * 3 + level for c, level in chosen])
+            if not named.any():
+                continue
         scores = np.einsum("nd,nkd->nk", embedded[named], prompts[labels[named]])  # (n, 2): low, high
         result[attribute] = float(np.mean((scores.argmax(axis=1) * 2) == levels[attribute][named]))
     return result
@@ -192,7 +204,11 @@ def evaluate_clip(model, tokenizer, thresholds, config):
     """Zero-shot and attribute accuracy on the whole test split."""
     images, labels = load_images("fashion_mnist", "test", config.data_dir, config.data_source)
     per_attribute = attribute_accuracy(model, tokenizer, thresholds, images, labels)
-    return {"zero_shot": zero_shot_accuracy(model, tokenizer, images, labels), "attributes": float(np.mean(list(per_attribute.values()))), **per_attribute, "test_images": len(images)}
+    held_out = attribute_accuracy(model, tokenizer, thresholds, images, labels, pairs=HELD_OUT)
+    return {
+        "zero_shot": zero_shot_accuracy(model, tokenizer, images, labels), "attributes": float(np.mean(list(per_attribute.values()))), **per_attribute,
+        "held_out_attributes": float(np.mean(list(held_out.values()))) if held_out else None, "held_out": [list(pair) for pair in HELD_OUT], "test_images": len(images),
+    }
 
 
 def summary(evaluation):
@@ -200,5 +216,6 @@ def summary(evaluation):
     parts = ", ".join(f"{a} {evaluation[a]:.3f}" for a in ATTRIBUTES)
     return (
         f"zero-shot accuracy {evaluation['zero_shot']:.3f} (\"a photo of a {{class}}\", {evaluation['test_images']:,} test images); "
-        f"attribute accuracy {evaluation['attributes']:.3f} ({parts}; chance 0.5)"
+        f"attribute accuracy {evaluation['attributes']:.3f} ({parts}; chance 0.5); "
+        + ("" if evaluation.get("held_out_attributes") is None else f"on the pairs no caption named (dark sandals, patterned bags) {evaluation['held_out_attributes']:.3f}")
     )
