@@ -7,7 +7,7 @@ embedding shifts every residual block as the timestep does. The text encoder
 is CLIP's, trained beforehand and frozen. The same pieces, in miniature:
 
     tokens (B, L) ──PromptEncoder──► context (B, 1+L, width), mask (B, 1+L), pooled (B, embed_dim)
-    x (B, H, W, C) ──cross_attention_block(x, context, mask)──► x + Attention(norm(x), context)
+    x (B, H, W, C) ──unet.attention_block(x, context=context, mask=mask)──► x + Attention(norm(x), context)
 
 The context starts with one learned "null" token that every position may
 attend to, so the null prompt (all padding, what classifier-free guidance
@@ -87,23 +87,6 @@ def prompt_encoder(tokens, prompt):
     if missing:
         raise ValueError(f"prompt needs {', '.join(PROMPT_KEYS)}; missing {', '.join(missing)}")
     return PromptEncoder(**prompt, name=PROMPT_LAYER)(tokens)
-
-
-def cross_attention_block(x, context, mask, groups, name, heads=4):
-    """x + Attention(Q = norm(x) at each position, K = V = the prompt's tokens), padding masked, residual.
-
-    Rombach et al. 2022, sec. 3.3: Attention(Q, K, V) = softmax(QKᵀ/√d)·V with Q = W_Q·φ(x),
-    K = W_K·τ(y), V = W_V·τ(y), where φ(x) are the U-Net's features and τ(y) the text encoder's.
-    ``name`` names the attention layer, so its maps can be read back (``attention_maps``).
-    """
-    from keras_diffusion.models.unet import _groups
-
-    height, width, channels = x.shape[1:]
-    h = layers.GroupNormalization(_groups(channels, groups))(x)
-    h = layers.Reshape((height * width, channels))(h)  # (B, HW, C)
-    h = layers.MultiHeadAttention(heads, max(channels // heads, 1), name=name)(h, context, value_mask=mask)
-    return x + layers.Reshape((height, width, channels))(h)
-
 
 
 def prompt_tokenizer_of(model):

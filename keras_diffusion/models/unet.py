@@ -11,7 +11,7 @@ from keras import layers
 from keras_diffusion.models.embeddings import label_embedding
 from keras_diffusion.models.embeddings import time_embedding as embed_time
 from keras_diffusion.models.mlp import TIME_EMBEDDINGS, TimeScale
-from keras_diffusion.models.prompt import cross_attention_block, prompt_encoder
+from keras_diffusion.models.prompt import prompt_encoder
 
 
 def _groups(width, groups):
@@ -29,12 +29,20 @@ def res_block(x, emb, width, groups):
     return skip + h
 
 
-def attention_block(x, groups, heads=4):
-    """Self-attention over all positions (49 at 7x7), residual."""
+def attention_block(x, groups, heads=4, context=None, mask=None, name=None):
+    """x + Attention(Q = norm(x) at each position, K = V = norm(x), or the prompt's tokens), residual.
+
+    Self-attention over all positions (49 at 7x7) by default. With ``context`` (B, L, D) it is the
+    cross-attention of Rombach et al. 2022, sec. 3.3: softmax(QKᵀ/√d)·V with Q = W_Q·φ(x),
+    K = W_K·τ(y), V = W_V·τ(y), where φ(x) are the U-Net's features and τ(y) the text encoder's
+    tokens, padding masked by ``mask`` (B, L). ``name`` names the attention layer, so its maps can
+    be read back (``models.prompt.attention_maps``).
+    """
     height, width, channels = x.shape[1:]
     h = layers.GroupNormalization(_groups(channels, groups))(x)
     h = layers.Reshape((height * width, channels))(h)  # (B, HW, C)
-    h = layers.MultiHeadAttention(heads, max(channels // heads, 1))(h, h)
+    attention = layers.MultiHeadAttention(heads, max(channels // heads, 1), name=name)
+    h = attention(h, h) if context is None else attention(h, context, value_mask=mask)
     return x + layers.Reshape((height, width, channels))(h)
 
 
@@ -102,7 +110,7 @@ def unet(
         emb = emb + layers.Dense(emb.shape[-1], name="prompt_projection")(pooled)  # (B, 4·widths[0])
 
         def attend(x, where):  # cross-attention below the top resolution (14x14 and 7x7 at 28x28)
-            return x if x.shape[1] == image_shape[0] else cross_attention_block(x, context, mask, groups, f"cross_attention_{where}")
+            return x if x.shape[1] == image_shape[0] else attention_block(x, groups, context=context, mask=mask, name=f"cross_attention_{where}")
 
     x = layers.Conv2D(widths[0], 3, padding="same")(x_t)  # (B, 28, 28, w0)
     use_skips, skips = bool(skips), [x]
