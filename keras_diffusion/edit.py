@@ -1,9 +1,10 @@
-"""Edit real images with a trained run: inpainting, super-resolution, image-to-image.
+"""Edit real images with a trained run: inpainting, super-resolution, image-to-image, translation.
 
     python -m keras_diffusion.edit inpaint --run runs/unet --images test:0-15 --mask right --out inpaint.png
 
-No training: the run's denoiser fills a mask (RePaint), upsamples (ILVR) or
-redraws a noised image (SDEdit) through the same reverse loop that samples.
+No training: the run's denoiser fills a mask (RePaint), upsamples (ILVR),
+redraws a noised image (SDEdit) or re-decodes an image's DDIM latent under
+another class or prompt (DDIB), through the same reverse loop that samples.
 """
 
 import pathlib
@@ -25,22 +26,27 @@ EXAMPLES = [
     "python -m keras_diffusion.edit img2img --run runs/unet --images sketch.png --strength 0.6 --sampler ddim --steps 50",
     "python -m keras_diffusion.edit inpaint --run runs/unet --images test:0-7 --mask box --sampler dpmpp_2m --steps 25",
     'python -m keras_diffusion.edit inpaint --pretrained unet-fashion-mnist-text --images test:0-7 --mask top --prompt "a patterned bag"',
+    "python -m keras_diffusion.edit translate --pretrained unet-fashion-mnist-conditional --images test:0-7 --to-label pullover",
+    'python -m keras_diffusion.edit translate --pretrained unet-fashion-mnist-text --images test:0-7 --to-prompt "a photo of a dark coat"',
+    "python -m keras_diffusion.edit translate --pretrained unet-fashion-mnist-conditional --images shirt.png --from-label shirt --to-label dress",
 ]
 IMAGE_RANGE = re.compile(r"^(train|test):(\d+)(?:-(\d+))?$")  # test:0-15, inclusive; test:7 is one image
 ONLY = {"mask": "inpaint", "resample": "inpaint", "jump": "inpaint", "factor": "superres", "strength": "img2img"}
+ONLY.update({name: "translate" for name in ("to_label", "from_label", "to_prompt", "from_prompt", "start")})
 DEFAULTS = {"mask": "right", "resample": 1, "jump": 10, "strength": 0.5}
+TRANSLATE_STEPS = 50  # DDIM steps of translate, both ways, unless --steps says otherwise
 
 
 def parse_args(argv=None):
     parser = cli.Parser("keras_diffusion.edit", __doc__.strip().splitlines()[0], EXAMPLES)
-    parser.add_argument("method", choices=EDITS, help="inpaint (RePaint), superres (ILVR) or img2img (SDEdit)")
+    parser.add_argument("method", choices=EDITS, help="inpaint (RePaint), superres (ILVR), img2img (SDEdit) or translate (DDIB)")
     add_run_arguments(parser)
     parser.add_argument(
         "--images", nargs="+", default=["test:0-7"],
         help="test:0-15 (an inclusive index range of a split), or .npz files (uint8 under 'images') and 28x28 .png files (default: test:0-7)",
     )
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files (default: found as training does)")
-    parser.add_argument("--seeds", type=int, default=3, help="results per image, from seeds --seed, --seed+1, ... (default: 3)")
+    parser.add_argument("--seeds", type=int, help="results per image, from seeds --seed, --seed+1, ... (default: 3; translate is deterministic: 1)")
     parser.add_argument("--out", help="PNG figure: originals | input | results (default: METHOD.png unless --npz is given)")
     parser.add_argument("--npz", help="also write the results of --seed as uint8 (N, 28, 28, 1) under key 'images', in input order")
     group = parser.add_argument_group("inpaint")
@@ -51,6 +57,14 @@ def parse_args(argv=None):
     group.add_argument("--factor", type=int, help="upsampling factor, divides 28 (default: 4, or 28 over the size of smaller input images)")
     group = parser.add_argument_group("img2img")
     group.add_argument("--strength", type=float, help="in (0, 1]: t_0 = strength·T; 1 ignores the input (default: 0.5)")
+    group = parser.add_argument_group(
+        "translate", "DDIM inversion under the source condition, DDIM decoding under the target (always DDIM, eta 0; --steps, --spacing and --guidance apply)"
+    )
+    group.add_argument("--to-label", metavar="NAME", help="with a class-conditional run: the class to turn the images into (pullover, 2, ...)")
+    group.add_argument("--from-label", metavar="NAME", help="the images' class (default: the test/train label of a range, else the package classifier's)")
+    group.add_argument("--to-prompt", metavar="TEXT", help="with a text run: what the images should become, e.g. \"a photo of a pullover\"")
+    group.add_argument("--from-prompt", metavar="TEXT", help="what the images are (default: \"a photo of a {class}\" of their class, found as --from-label)")
+    group.add_argument("--start", type=int, help="timestep the inversion stops at and the decoding starts from (default: the last with noise level sigma <= 15)")
     add_sampler_arguments(parser)
     args = resolve_run(parser.parse_args(argv))
     _check(parser, args)
@@ -61,9 +75,13 @@ def _check(parser, args):
     """One-line errors for flags that cannot work, before TensorFlow loads."""
     for name, method in ONLY.items():
         if getattr(args, name) is not None and args.method != method:
-            parser.error(f"--{name} is for {method}, not {args.method}")
+            parser.error(f"--{name.replace('_', '-')} is for {method}, not {args.method}")
         if getattr(args, name) is None and name in DEFAULTS:
             setattr(args, name, DEFAULTS[name])
+    if args.method == "translate":
+        _check_translate(parser, args)
+    if args.seeds is None:
+        args.seeds = 1 if args.method == "translate" else 3
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     args.n = args.seeds  # what check_sampler_arguments checks
@@ -95,6 +113,27 @@ def _check(parser, args):
             parser.error(f"{flag} {path}: folder {pathlib.Path(path).parent} does not exist")
 
 
+def _check_translate(parser, args):
+    """translate's own flags: one target, the DDIM sampler, one result an image."""
+    from keras_diffusion.samplers import DEFAULT_SAMPLER
+
+    if (args.to_label is None) == (args.to_prompt is None):
+        parser.error("translate needs a target: --to-label NAME (a class-conditional run) or --to-prompt TEXT (a text run)")
+    if args.to_label is not None and args.from_prompt is not None or args.to_prompt is not None and args.from_label is not None:
+        parser.error("--from-label goes with --to-label, and --from-prompt with --to-prompt")
+    if args.label is not None or args.prompt or args.classifier:
+        parser.error("translate takes its conditions from --to-label/--from-label or --to-prompt/--from-prompt, not --label, --prompt or --classifier")
+    if args.sampler not in (DEFAULT_SAMPLER, "ddim") or args.eta:
+        parser.error("translate is DDIM with eta 0 both ways (the inversion must be deterministic): drop --sampler/--eta")
+    if args.seeds not in (None, 1):
+        parser.error("translate is deterministic (DDIM, eta 0): one result an image, so --seeds does not apply")
+    if args.start is not None and args.start < 1:
+        parser.error(f"--start must be a timestep >= 1, got {args.start}")
+    args.sampler = "ddim"
+    if args.steps is None:
+        args.steps = TRANSLATE_STEPS
+
+
 # --- inputs ---------------------------------------------------------------------------------
 
 
@@ -117,6 +156,21 @@ def read_images(specs, data_dir=None):
     if len({part.shape[1:] for part in parts}) > 1:
         raise cli.UsageError(f"--images: all images must have one size, got {sorted({part.shape[1:3] for part in parts})}")
     return np.concatenate(parts)
+
+
+def read_labels(specs, data_dir=None):
+    """The dataset labels int (N,) of images given as ranges (test:0-15), or None if any came from a file."""
+    from keras_diffusion.data import load_images
+
+    parts = []
+    for spec in specs:
+        match = IMAGE_RANGE.match(spec)
+        if not match:
+            return None
+        first = int(match.group(2))
+        last = first if match.group(3) is None else int(match.group(3))
+        parts.append(load_images("fashion_mnist", match.group(1), data_dir)[1][first : last + 1])
+    return np.concatenate(parts).astype(np.int64)
 
 
 def read_array(path, key):
@@ -184,10 +238,50 @@ def plot_edits(columns, title=None, path=None, zoom=3):
 # --- the edit ---------------------------------------------------------------------------------
 
 
-def edit(args, denoiser, schedule, config, pixels):
-    """Run the chosen edit for every seed: (columns for the figure, results uint8 (S, N, 28, 28, 1), title)."""
+def translate_conditions(args, config, pixels, labels):
+    """(source, target, how the source was found) of translate: classes for a class run, prompts for a text run.
+
+    The source is --from-label/--from-prompt when given, else each image's class: its label in the
+    dataset for a range like test:0-15, else the package classifier's prediction; a text run
+    reads a class as the prompt "a photo of a {class}".
+    """
+    from keras_diffusion.data import CLASS_NAMES, label_index
+
+    if config.text and args.to_label is not None or not config.text and args.to_prompt is not None:
+        wanted = "--to-prompt TEXT (this run is text-conditioned)" if config.text else "--to-label NAME (this run is class-conditional)"
+        raise cli.UsageError(f"--run {args.run}: give {wanted}")
+    if not config.text and not config.conditional:
+        raise cli.UsageError(f"--run {args.run} is unconditional: translate needs a run trained with --conditional or --text")
+    if args.from_prompt is not None:
+        return args.from_prompt, args.to_prompt, "--from-prompt"
+    try:
+        target = args.to_prompt if config.text else label_index(args.to_label, config.dataset)
+        if args.from_label is not None:
+            classes, how = np.full(len(pixels), label_index(args.from_label, config.dataset)), "--from-label"
+        elif labels is not None:
+            classes, how = labels, "the dataset's labels"
+        else:
+            from keras_diffusion.metrics import load_classifier
+
+            classes = np.argmax(load_classifier().predict(pixels.astype(np.float32), verbose=0), axis=-1)
+            names = CLASS_NAMES[config.dataset]
+            how = "the package classifier: " + ", ".join(names[c] for c in classes[:8]) + (", ..." if len(classes) > 8 else "")
+    except ValueError as error:
+        raise cli.UsageError(f"--to-label/--from-label: {error}") from None
+    if config.text:
+        from keras_diffusion.text import class_prompt
+
+        return [class_prompt(int(c)) for c in classes], target, how
+    return classes.astype(np.int32), target, how
+
+
+def edit(args, denoiser, schedule, config, pixels, labels=None):
+    """Run the chosen edit for every seed: (columns for the figure, results uint8 (S, N, 28, 28, 1), title).
+
+    ``labels`` are the dataset's labels of the images (int (N,)) when they came from a range, for translate.
+    """
     from keras_diffusion import editing
-    from keras_diffusion.data import scale_images, to_uint8
+    from keras_diffusion.data import CLASS_NAMES, scale_images, to_uint8
     from keras_diffusion.forward import q_sample
     from keras_diffusion.sample import resolve_sampling
 
@@ -198,8 +292,9 @@ def edit(args, denoiser, schedule, config, pixels):
         raise cli.UsageError("--label all is for sample; an edit takes one --label for all its images")
     if args.prompt and len(args.prompt) > 1:
         raise cli.UsageError("an edit takes one --prompt for all its images (several --prompt are for sample)")
-    guided, _ = guidance_settings(args, config, len(pixels))  # labels and guidance, when --label is given
-    kwargs.update(guided)
+    if args.method != "translate":
+        guided, _ = guidance_settings(args, config, len(pixels))  # labels and guidance, when --label is given
+        kwargs.update(guided)
     x = scale_images(pixels, config.scaling)  # (N, h, w, 1)
     seeds = [args.seed + k for k in range(args.seeds)]
     columns = {}
@@ -218,6 +313,23 @@ def edit(args, denoiser, schedule, config, pixels):
         columns["input"] = to_uint8(editing.upsample(x, factor).numpy(), config.scaling)
         results = [editing.super_resolve(denoiser, schedule, x, factor, seed=s, **kwargs) for s in seeds]
         title = f"super-resolution x{factor} (ILVR)"
+    elif args.method == "translate":
+        from keras_diffusion.guidance import DEFAULT_GUIDANCE
+
+        source, target, how = translate_conditions(args, config, pixels, labels)
+        print(f"source: {how}")
+        start = editing.translate_start(schedule) if args.start is None else args.start
+        if start >= schedule.timesteps:
+            raise cli.UsageError(f"--start must be a timestep < T={schedule.timesteps} of this run, got {start}")
+        guidance = DEFAULT_GUIDANCE if sampling.guidance is None else sampling.guidance
+        columns = {"original": pixels}
+        results = [editing.translate(
+            denoiser, schedule, x, source, target, steps=sampling.steps, spacing=sampling.spacing, guidance=guidance,
+            clip=kwargs["clip"], start=start, batch_size=sampling.batch_size,
+        )]
+        seeds = seeds[:1]
+        name = target if config.text else CLASS_NAMES[config.dataset][target]
+        title = f"translation (DDIB) to {name!r}, DDIM inversion to t={start}, w={guidance:g}"
     else:
         noises = [np.random.default_rng(s).standard_normal(x.shape).astype(np.float32) for s in seeds]
         t0, _ = editing.sdedit_start(schedule, args.strength, None if samplers.REGISTRY[sampling.sampler].every_step else sampling.steps, sampling.spacing)
@@ -226,7 +338,7 @@ def edit(args, denoiser, schedule, config, pixels):
         results = [editing.img2img(denoiser, schedule, x, args.strength, seed=s, noise=e, **kwargs) for s, e in zip(seeds, noises)]
         title = f"image-to-image (SDEdit), strength {args.strength}"
     results = np.stack([to_uint8(r, config.scaling) for r in results])  # (S, N, 28, 28, 1)
-    columns.update({f"seed {s}": r for s, r in zip(seeds, results)})
+    columns.update({"result" if args.method == "translate" else f"seed {s}": r for s, r in zip(seeds, results)})
     if args.prompt:
         title += f", {args.prompt[0]!r}"
     return columns, results, f"{title}, {sampling.describe()}"
@@ -250,8 +362,9 @@ def main(argv=None):
     pixels = read_images(args.images, args.data_dir)  # (N, h, w, 1) uint8
     if args.method != "superres":
         _same_size(pixels, args.method)
+    labels = read_labels(args.images, args.data_dir) if args.method == "translate" else None
     start = time.time()
-    columns, results, title = edit(args, denoiser, schedule, config, pixels)
+    columns, results, title = edit(args, denoiser, schedule, config, pixels, labels)
     seconds = time.time() - start
     if args.npz:
         arrays = dict(images=results[0])

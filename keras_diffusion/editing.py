@@ -1,8 +1,8 @@
-"""Editing real images with a trained denoiser: inpainting, super-resolution, image-to-image.
+"""Editing real images with a trained denoiser: inpainting, super-resolution, image-to-image, translation.
 
-None of the three trains anything: each reuses the denoiser through the one
+None of them trains anything: each reuses the denoiser through the one
 reverse loop of ``reverse.sample``, and differs only in what happens to the
-state between its steps.
+state between its steps, or where the chain starts.
 
     inpaint        RePaint (Lugmayr et al. 2022): after each step the known pixels
                    of x_{t−1} are replaced by the original noised to t−1.
@@ -10,6 +10,9 @@ state between its steps.
                    φ(x_{t−1}) are replaced by those of the noised low-resolution image.
     img2img        SDEdit (Meng et al. 2022): no constraint at all; the chain starts
                    at t_0 = strength·T from the input noised to t_0.
+    translate      DDIB (Su et al. 2023): the input is encoded to x_T by deterministic
+                   DDIM run upwards under its own condition (``invert``), then decoded
+                   by DDIM under another: a class or a prompt changes, the layout stays.
 
 A constraint is an object that ``sample`` traces into its compiled loop: ``key``
 (what decides the graph), ``inputs(start, size)`` (the arrays of one batch) and
@@ -19,6 +22,7 @@ returns them; masks are 1 where the model paints and 0 where the original stays.
 """
 
 import math
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -253,6 +257,163 @@ def img2img(denoiser, schedule, images, strength=0.5, seed=None, sampler="ddpm",
     x_t0 = ops.convert_to_numpy(q_sample(schedule, images, t0, noise))  # (N, H, W, C)
     steps = None if every_step else length
     return sample(denoiser, schedule, len(images), sampler=sampler, steps=steps, spacing=spacing, seed=seed, start=t0, x_T=x_t0, **sample_kwargs)
+
+
+# --- translation ---------------------------------------------------------------------------
+
+
+def ddim_inverse_step(schedule, x, t, t_next, eps_pred):
+    """x_{t'} = sqrt(ᾱ_{t'})·x̂_0 + sqrt(1−ᾱ_{t'})·ε̂, x̂_0 = (x_t − sqrt(1−ᾱ_t)·ε̂)/sqrt(ᾱ_t), t' > t   (DDIM eq. 12, η = 0, upwards).
+
+    The deterministic DDIM step run towards noise (Song et al. 2021, sec. 4.3;
+    DDIB's encoder, Su et al. 2023, eq. 6): the ODE is integrated from t to t'
+    with ε̂ read at the start of the step. t = −1 is the data itself (ᾱ = 1), so
+    the first step from a clean image is x_{t'} = sqrt(ᾱ_{t'})·x_0 + sqrt(1−ᾱ_{t'})·ε̂.
+    Where ε̂ does not change over a step, ``ddim_step`` from t' back to t undoes it exactly.
+    """
+    x = ops.convert_to_tensor(x, "float32")
+    ndim = len(x.shape)
+    alpha_bars = ops.convert_to_tensor(np.append(1.0, schedule.alpha_bars).astype("float32"))  # ᾱ_{−1} = 1 first
+
+    def alpha_bar(step):
+        return ops.reshape(ops.take(alpha_bars, ops.cast(step, "int32") + 1), (-1,) + (1,) * (ndim - 1))
+
+    eps_pred = ops.cast(eps_pred, "float32")
+    x0_pred = (x - ops.sqrt(1 - alpha_bar(t)) * eps_pred) / ops.sqrt(alpha_bar(t))
+    return ops.sqrt(alpha_bar(t_next)) * x0_pred + ops.sqrt(1 - alpha_bar(t_next)) * eps_pred
+
+
+def condition_kwargs(denoiser, condition):
+    """``sample``'s keyword for a condition: ``labels=`` for a class-conditional denoiser, ``prompts=`` for a text one.
+
+    ``condition`` is one class (int) or one per image for the first, one text
+    or one per image for the second, and None for an unconditional draw.
+    """
+    from keras_diffusion.models.embeddings import num_classes_of
+    from keras_diffusion.models.prompt import prompt_tokenizer_of
+
+    if condition is None:
+        return {}
+    if prompt_tokenizer_of(denoiser) is not None:
+        if not isinstance(condition, str) and not all(isinstance(c, str) for c in np.ravel(condition)):
+            raise ValueError(f"this denoiser is text-conditioned: give a prompt (a string, or one per image), got {condition!r}")
+        return {"prompts": condition if isinstance(condition, str) else list(np.ravel(condition))}
+    if num_classes_of(denoiser) is None:
+        raise ValueError("translation changes the condition of a conditional denoiser: train one with --conditional or --text")
+    labels = np.asarray(condition)
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"this denoiser is class-conditional: give class numbers (one, or one per image), got {condition!r}")
+    return {"labels": labels}
+
+
+TRANSLATE_SIGMA = 15.0  # translate inverts up to σ_t = sqrt((1−ᾱ_t)/ᾱ_t) <= this (t = 190 of the cosine schedule, T = 200)
+
+
+def translate_start(schedule, sigma=TRANSLATE_SIGMA):
+    """The last timestep whose noise level σ_t = sqrt((1−ᾱ_t)/ᾱ_t) is at most ``sigma`` (T−1 if all are; 0 if none is).
+
+    DDIM's inversion is exact only while ε̂ changes little within a step; on
+    the cosine schedule the last steps jump in σ from 14 (t = 190) to 4,058
+    (t = 199), and an inversion carried that far loses the image (measured
+    in docs/results/text.md). A latent at σ ≈ 15, where a garment's pixels
+    are about 1/25 of the noise, still lets the target condition redraw it.
+    """
+    sigmas = np.sqrt((1.0 - schedule.alpha_bars) / schedule.alpha_bars)
+    return int(max(np.searchsorted(sigmas, sigma, side="right") - 1, 0))
+
+
+_INVERSIONS = weakref.WeakKeyDictionary()  # denoiser -> {settings: compiled loop}, as reverse._LOOPS
+
+
+def _inversion_loop(denoiser, schedule, ascending, guide):
+    """One tf.function that takes a batch from the data (t = −1) up through ``ascending`` with DDIM (cached)."""
+    key = (tuple(schedule.betas), tuple(ascending), guide.key)
+    cache = _INVERSIONS.setdefault(denoiser, {})
+    if key not in cache:
+        starts = tf.constant([-1] + list(ascending[:-1]), tf.int32)  # (S,) the timestep each step leaves
+        ends = tf.constant(list(ascending), tf.int32)  # (S,) the timestep it reaches
+        denoiser_ref = weakref.ref(denoiser)
+
+        @tf.function(reduce_retracing=True)
+        def loop(x, labels):
+            shape, batch = x.shape, tf.shape(x)[0]
+            for i in tf.range(len(ascending)):
+                t, t_next = tf.fill([batch], starts[i]), tf.fill([batch], ends[i])
+                eps = guide.eps(denoiser_ref(), schedule, x, tf.maximum(t, 0), labels)  # the clean image is read at t = 0
+                x = tf.ensure_shape(ddim_inverse_step(schedule, x, t, t_next, eps), shape)
+            return x
+
+        cache[key] = loop
+    return cache[key]
+
+
+def invert(denoiser, schedule, images, condition=None, steps=50, spacing="uniform", start=None, batch_size=256):
+    """x_T of each image: DDIM with η = 0 run from the data up to t = T−1 under ``condition`` (``ddim_inverse_step``).
+
+    The inverse of ``sample(..., sampler="ddim", eta=0, steps=steps, spacing=spacing, x_T=...)``
+    under the same condition, up to the change of ε̂ within each step: the
+    same S timesteps, visited upwards, S network calls an image.
+
+    Args:
+        images: (N, H, W, C) float images in the run's data range.
+        condition: the class(es) or prompt(s) the images are encoded under
+            (``condition_kwargs``); None for an unconditional denoiser.
+        steps, spacing: DDIM's steps S ≤ T and their spacing (``reverse.timestep_sequence``).
+        start: the timestep to stop at (default T−1); S ≤ start + 1.
+        batch_size: images per compiled call.
+
+    Returns:
+        float32 (N, H, W, C): the latents x_start.
+    """
+    from keras_diffusion.guidance import Guide
+
+    images = _check_images(images, _image_shape(denoiser, {}))
+    if start is not None and (isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < schedule.timesteps):
+        raise ValueError(f"start must be an integer timestep in [0, {schedule.timesteps - 1}], got {start!r}")
+    length = schedule.timesteps if start is None else int(start) + 1
+    ascending = timestep_sequence(length, steps, spacing, schedule)[::-1]  # 0, ..., start
+    kwargs = condition_kwargs(denoiser, condition)
+    guide = Guide(denoiser, **kwargs)  # w = 0: the conditional ε̂ alone, as DDIB encodes
+    labels = guide.labels(kwargs.get("labels"), len(images))
+    loop = _inversion_loop(denoiser, schedule, ascending, guide)
+    return np.concatenate(
+        [loop(tf.constant(images[i : i + batch_size]), tf.constant(labels[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    )
+
+
+def translate(denoiser, schedule, images, source, target, steps=50, spacing="uniform", guidance=0.0, clip=None, start=None, batch_size=256, progress=None):
+    """Image-to-image translation by dual diffusion implicit bridges   (Su et al. 2023, Algorithm 1).
+
+    x_T = ``invert``(x_0 | source), then x̂_0 = DDIM with η = 0 from x_T under
+    ``target``. Both halves are deterministic ODE solves, so the latent x_T
+    keeps what the two conditions share (where the garment is, how bright),
+    and the decoder redraws what the target changes. Classifier-free guidance
+    ``guidance`` = w ≥ 0 applies to the decoding only; the encoding is the
+    plain conditional ε̂.
+
+    Args:
+        denoiser, schedule: a class-conditional or text-conditioned denoiser and its schedule.
+        images: (N, H, W, C) float images in the run's data range.
+        source: what the images are: classes (int, or one per image) or prompts (str, or one per image).
+        target: what they should become, in the same form.
+        steps, spacing: DDIM's steps and their spacing, the same both ways.
+        guidance: w of the decoding under ``target``.
+        clip: ``None`` or a (low, high) range for x̂_0 while decoding.
+        start: the timestep of the latents, where the inversion stops and the
+            decoding starts (default: ``translate_start(schedule)``).
+        batch_size: images per compiled call.
+        progress: as for ``sample``, called as the decoding finishes batches.
+
+    Returns:
+        float32 (N, H, W, C).
+    """
+    start = translate_start(schedule) if start is None else start
+    x_T = invert(denoiser, schedule, images, source, steps, spacing, start, batch_size)
+    kwargs = condition_kwargs(denoiser, target)
+    return sample(
+        denoiser, schedule, len(x_T), sampler="ddim", steps=steps, eta=0.0, spacing=spacing, x_T=x_T, clip=clip, start=start,
+        guidance=guidance, batch_size=batch_size, seed=0, progress=progress, **kwargs,
+    )
 
 
 # --- shared checks ----------------------------------------------------------------------

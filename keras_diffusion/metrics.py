@@ -271,6 +271,34 @@ def label_accuracy(predicted, requested):
     return {"label_accuracy": round(float(np.mean(hits)), 4), "label_accuracy_per_class": per_class}
 
 
+
+# --- how much of an image an edit kept ------------------------------------------------
+
+
+def silhouette_iou(images, others, level=None):
+    """|A ∩ B| / |A ∪ B| of two images' garments, pixels >= ``level`` (the captions' GARMENT_LEVEL): float64 (N,).
+
+    Of uint8 images paired one to one: 1 when the two garments cover the same
+    pixels, 0 when they do not overlap (and 1 when both are empty).
+    """
+    from keras_diffusion.text.captions import GARMENT_LEVEL
+
+    a, b = _check_images(images), _check_images(others)
+    if a.shape != b.shape:
+        raise ValueError(f"silhouette_iou compares images one to one, got shapes {a.shape} and {b.shape}")
+    level = GARMENT_LEVEL if level is None else level
+    a, b = a >= level, b >= level
+    union = (a | b).sum(axis=(1, 2, 3))
+    return np.where(union > 0, (a & b).sum(axis=(1, 2, 3)) / np.maximum(union, 1), 1.0)
+
+
+def ssim(images, others):
+    """The structural similarity (Wang et al. 2004; 11x11 Gaussian window) of uint8 images paired one to one: float64 (N,)."""
+    a, b = _check_images(images), _check_images(others)
+    if a.shape != b.shape:
+        raise ValueError(f"ssim compares images one to one, got shapes {a.shape} and {b.shape}")
+    return tf.image.ssim(tf.constant(a, tf.float32), tf.constant(b, tf.float32), max_val=255.0).numpy().astype(np.float64)
+
 # --- bits per dimension --------------------------------------------------------------
 
 
