@@ -49,6 +49,7 @@ def main(argv=None):
 
     from keras_diffusion import editing, pretrained
     from keras_diffusion.checkpoint import load_run
+    from keras_diffusion.cpu import cpu_info
     from keras_diffusion.data import CLASS_NAMES, label_index, load_images, sampling_clip, scale_images, to_uint8
     from keras_diffusion.metrics import load_classifier, silhouette_iou, ssim
     from keras_diffusion.reverse import sample
@@ -96,7 +97,7 @@ def main(argv=None):
             row["sdedit_ssim_at_equal_agreement"] = sdedit_ssim_at(rows, row["target_agreement"], row["guidance"])
 
     result = dict(run=str(args.pretrained or args.run), n=len(x), target=names[target], sources=[names[s] for s in sources], steps=args.steps,
-                  sampler="ddim", eta=0.0, clip=clip, machine=_machine(), date=time.strftime("%Y-%m-%d"), rows=rows)
+                  sampler="ddim", eta=0.0, clip=clip, cpu=cpu_info(), shared_cpu=True, date=time.strftime("%Y-%m-%d"), rows=rows)
     pathlib.Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.json}")
     plot(shown, rows, names[target], args.figure)
@@ -131,7 +132,7 @@ def plot(shown, rows, target, path):
     ax = bottom.subplots()
     for w in sorted({r["guidance"] for r in rows}):
         sd = sorted((r["target_agreement"], r["ssim"], r["strength"]) for r in rows if r["method"] == "sdedit" and r["guidance"] == w)
-        ax.plot([a for a, _, _ in sd], [s for _, s, _ in sd], marker="o", label=f"SDEdit, w = {w:g} (strength {sd[0][2]:g} to {sd[-1][2]:g})")
+        ax.plot([a for a, _, _ in sd], [s for _, s, _ in sd], marker="o", label=f"SDEdit, w = {w:g} (strength {min(r[2] for r in sd):g} to {max(r[2] for r in sd):g})")
         tr = [r for r in rows if r["method"] == "translate" and r["guidance"] == w]
         ax.scatter([r["target_agreement"] for r in tr], [r["ssim"] for r in tr], marker="*", s=120, zorder=3, label=f"translate (DDIB), w = {w:g}")
         for r in tr:
@@ -140,14 +141,6 @@ def plot(shown, rows, target, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     save_figure(fig, path)
-
-
-def _machine():
-    import os
-
-    cpuinfo = pathlib.Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.exists() else []
-    return f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":
