@@ -2,6 +2,7 @@
 
     python benchmarks/translation.py --pretrained unet-fashion-mnist-conditional --n 200 --json assets/translation.json \
         --figure assets/translation.png
+    python benchmarks/translation.py ... --replot   # the figure again from the JSON, editing only the images it shows
 
 The first n test images of the tops that are not the target (t-shirt/top, coat, shirt when the
 target is pullover) are turned into the target class two ways, both with DDIM and the target's
@@ -45,6 +46,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=200, help="images per compiled call (default: 200)")
     parser.add_argument("--json", default=str(ASSETS / "translation.json"), help="results (default: assets/translation.json)")
     parser.add_argument("--figure", default=str(ASSETS / "translation.png"), help="examples and curves (default: assets/translation.png)")
+    parser.add_argument("--replot", action="store_true", help="redraw the figure from --json's rows, editing only the images it shows")
     args = parser.parse_args(argv)
 
     from keras_diffusion import editing, pretrained
@@ -62,10 +64,14 @@ def main(argv=None):
     pixels, labels = load_images("fashion_mnist", "test")
     index = np.flatnonzero(np.isin(labels, sources))[: args.n]
     pixels, labels = pixels[index], labels[index].astype(int)  # (n, 28, 28, 1) uint8, (n,)
+    if args.replot:  # every edit is image by image (SDEdit's noise too), so the first SHOW images come out as in the full run
+        pixels, labels = pixels[:SHOW], labels[:SHOW]
     x = scale_images(pixels, config.scaling)
     classifier, clip = load_classifier(), sampling_clip(config)
 
     def score(images, **settings):
+        if args.replot:
+            return dict(settings)
         predicted = np.argmax(classifier.predict(images.astype(np.float32), batch_size=500, verbose=0), axis=-1)
         row = dict(settings, target_agreement=float(np.mean(predicted == target)))
         row.update(silhouette_iou=float(np.mean(silhouette_iou(images, pixels))), ssim=float(np.mean(ssim(images, pixels))))
@@ -92,6 +98,10 @@ def main(argv=None):
             rows.append(score(images, method="sdedit", strength=strength, guidance=w, seconds=round(time.time() - began, 1)))
             if strength in (0.6, 0.8):
                 shown[f"SDEdit s={strength:g}, w={w:g}"] = images[:SHOW]
+    if args.replot:
+        plot(shown, json.loads(pathlib.Path(args.json).read_text())["rows"], names[target], args.figure)
+        print(f"wrote {args.figure}")
+        return 0
     for row in rows:
         if row["method"] == "translate":
             row["sdedit_ssim_at_equal_agreement"] = sdedit_ssim_at(rows, row["target_agreement"], row["guidance"])
