@@ -275,6 +275,13 @@ def label_accuracy(predicted, requested):
 # --- how much of an image an edit kept ------------------------------------------------
 
 
+def _check_pairs(images, others, what):
+    a, b = _check_images(images), _check_images(others)
+    if a.shape != b.shape:
+        raise ValueError(f"{what} compares images one to one, got shapes {a.shape} and {b.shape}")
+    return a, b
+
+
 def silhouette_iou(images, others, level=None):
     """|A ∩ B| / |A ∪ B| of two images' garments, pixels >= ``level`` (the captions' GARMENT_LEVEL): float64 (N,).
 
@@ -283,9 +290,7 @@ def silhouette_iou(images, others, level=None):
     """
     from keras_diffusion.text.captions import GARMENT_LEVEL
 
-    a, b = _check_images(images), _check_images(others)
-    if a.shape != b.shape:
-        raise ValueError(f"silhouette_iou compares images one to one, got shapes {a.shape} and {b.shape}")
+    a, b = _check_pairs(images, others, "silhouette_iou")
     level = GARMENT_LEVEL if level is None else level
     a, b = a >= level, b >= level
     union = (a | b).sum(axis=(1, 2, 3))
@@ -294,9 +299,7 @@ def silhouette_iou(images, others, level=None):
 
 def ssim(images, others):
     """The structural similarity (Wang et al. 2004; 11x11 Gaussian window) of uint8 images paired one to one: float64 (N,)."""
-    a, b = _check_images(images), _check_images(others)
-    if a.shape != b.shape:
-        raise ValueError(f"ssim compares images one to one, got shapes {a.shape} and {b.shape}")
+    a, b = _check_pairs(images, others, "ssim")
     return tf.image.ssim(tf.constant(a, tf.float32), tf.constant(b, tf.float32), max_val=255.0).numpy().astype(np.float64)
 
 # --- bits per dimension --------------------------------------------------------------
