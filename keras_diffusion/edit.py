@@ -138,39 +138,28 @@ def _check_translate(parser, args):
 
 
 def read_images(specs, data_dir=None):
-    """uint8 (N, H, W, 1) from ranges like test:0-15 and .npz/.npy/.png files, in the order given."""
+    """(uint8 (N, H, W, 1), int64 labels (N,) or None) from ranges like test:0-15 and .npz/.npy/.png files, in the order given.
+
+    The labels are the dataset's, known only when every spec is a range; a file has none.
+    """
     from keras_diffusion.data import load_images
 
-    parts = []
+    parts, labels = [], []
     for spec in specs:
         match = IMAGE_RANGE.match(spec)
         if match:
             split, first = match.group(1), int(match.group(2))
             last = first if match.group(3) is None else int(match.group(3))
-            images, _ = load_images("fashion_mnist", split, data_dir)
+            images, split_labels = load_images("fashion_mnist", split, data_dir)
             if last >= len(images):
                 raise cli.UsageError(f"--images {spec}: the {split} split has images 0-{len(images) - 1}")
             parts.append(images[first : last + 1])
+            labels.append(split_labels[first : last + 1])
         else:
             parts.append(_pixels(read_array(spec, "images"), f"--images {spec}"))
     if len({part.shape[1:] for part in parts}) > 1:
         raise cli.UsageError(f"--images: all images must have one size, got {sorted({part.shape[1:3] for part in parts})}")
-    return np.concatenate(parts)
-
-
-def read_labels(specs, data_dir=None):
-    """The dataset labels int (N,) of images given as ranges (test:0-15), or None if any came from a file."""
-    from keras_diffusion.data import load_images
-
-    parts = []
-    for spec in specs:
-        match = IMAGE_RANGE.match(spec)
-        if not match:
-            return None
-        first = int(match.group(2))
-        last = first if match.group(3) is None else int(match.group(3))
-        parts.append(load_images("fashion_mnist", match.group(1), data_dir)[1][first : last + 1])
-    return np.concatenate(parts).astype(np.int64)
+    return np.concatenate(parts), (np.concatenate(labels).astype(np.int64) if len(labels) == len(parts) else None)
 
 
 def read_array(path, key):
@@ -359,10 +348,9 @@ def main(argv=None):
     shape = tuple(denoiser.inputs[0].shape[1:])
     if shape != (28, 28, 1):
         raise cli.UsageError(f"--run {args.run}: its denoiser works on {shape} arrays; editing needs a pixel-space run on 28x28x1 images")
-    pixels = read_images(args.images, args.data_dir)  # (N, h, w, 1) uint8
+    pixels, labels = read_images(args.images, args.data_dir)  # (N, h, w, 1) uint8, (N,) or None
     if args.method != "superres":
         _same_size(pixels, args.method)
-    labels = read_labels(args.images, args.data_dir) if args.method == "translate" else None
     start = time.time()
     columns, results, title = edit(args, denoiser, schedule, config, pixels, labels)
     seconds = time.time() - start
