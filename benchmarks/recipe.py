@@ -3,11 +3,14 @@
     python benchmarks/recipe.py --seed 1 --json assets/recipe_seed1.json          # every recipe, resumable
     python benchmarks/recipe.py --seed 1 --only x0 eps --json assets/recipe_seed1.json
     python benchmarks/recipe.py --seed 0 --epochs 3 --only x0 x0_minsnr --json assets/recipe_3epochs.json   # the finalists
+    python benchmarks/recipe.py --seed 0 --epochs 3 --ddpm --json assets/recipe_3epochs.json   # + DDPM-200 on every run in it
 
 Each recipe is ``python -m keras_diffusion.train --epochs EPOCHS --seed SEED --n-samples 16 FLAGS`` and then
 ``python -m keras_diffusion.evaluate --n 500`` with the default sampler (DPM-Solver++(2M) SDE, 20 Karras
 steps): equal optimizer steps, equal data, only the flags differ. A recipe already in the JSON file is
-skipped, so a stopped screen goes on where it stopped. Nothing here is imported by the package.
+skipped, so a stopped screen goes on where it stopped. ``--ddpm`` then scores every run of the file that has
+no DDPM-200 FID yet with ancestral DDPM over all 200 steps (same n, same seed), the 200-call baseline of the
+fast default. Nothing here is imported by the package.
 """
 
 import argparse
@@ -38,6 +41,7 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=500, help="images for the FID (default: 500)")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "recipe"), help="where the run directories go (default: runs/recipe)")
     parser.add_argument("--json", required=True, help="results file; recipes already in it are skipped")
+    parser.add_argument("--ddpm", action="store_true", help="also score each run in the file with DDPM-200 (fid_ddpm200)")
     args = parser.parse_args(argv)
 
     path = pathlib.Path(args.json)
@@ -50,13 +54,12 @@ def main(argv=None):
     for name in args.only:
         if name in done:
             continue
-        run = pathlib.Path(args.runs) / f"{name}_seed{args.seed}" if args.epochs == 1 else pathlib.Path(args.runs) / f"{name}_seed{args.seed}_e{args.epochs}"
+        run = run_dir(args, name)
         began = time.time()
         train = [sys.executable, "-m", "keras_diffusion.train", "--epochs", str(args.epochs), "--seed", str(args.seed), "--n-samples", "16"]
         subprocess.run(train + RECIPES[name].split() + ["--out", str(run), "--overwrite"], check=True)
         seconds = time.time() - began
-        evaluate = [sys.executable, "-m", "keras_diffusion.evaluate", "--run", str(run), "--n", str(args.n), *SAMPLER]
-        scores = json.loads(subprocess.run(evaluate, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        scores = _evaluate(run, args.n, SAMPLER)
         history = (run / "history.csv").read_text().strip().splitlines()
         header, last = history[0].split(","), history[-1].split(",")
         rows.append(dict(
@@ -66,7 +69,26 @@ def main(argv=None):
         ))
         print(json.dumps(rows[-1]), flush=True)
         path.write_text(json.dumps(result, indent=1) + "\n")
+    for row in rows if args.ddpm else []:
+        if "fid_ddpm200" in row or row["seed"] != args.seed or row["epochs"] != args.epochs:
+            continue
+        scores = _evaluate(run_dir(args, row["recipe"]), args.n, ["--sampler", "ddpm", "--steps", "200"])
+        row["fid_ddpm200"] = round(scores["fid"], 3)
+        print(json.dumps(row), flush=True)
+        path.write_text(json.dumps(result, indent=1) + "\n")
     return 0
+
+
+def run_dir(args, name):
+    """Where the run of recipe ``name`` at this seed and length lives."""
+    suffix = "" if args.epochs == 1 else f"_e{args.epochs}"
+    return pathlib.Path(args.runs) / f"{name}_seed{args.seed}{suffix}"
+
+
+def _evaluate(run, n, sampler):
+    """The JSON line that ``keras_diffusion.evaluate`` prints for ``run`` with these sampler flags."""
+    command = [sys.executable, "-m", "keras_diffusion.evaluate", "--run", str(run), "--n", str(n), *sampler]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
