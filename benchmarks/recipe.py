@@ -72,7 +72,7 @@ def main(argv=None):
     for row in rows if args.ddpm else []:
         if "fid_ddpm200" in row or row["seed"] != args.seed or row["epochs"] != args.epochs:
             continue
-        scores = _evaluate(run_dir(args, row["recipe"]), args.n, ["--sampler", "ddpm", "--steps", "200"])
+        scores = _evaluate(run_dir(args, row["recipe"]), args.n, ["--sampler", "ddpm"])
         row["fid_ddpm200"] = round(scores["fid"], 3)
         print(json.dumps(row), flush=True)
         path.write_text(json.dumps(result, indent=1) + "\n")
