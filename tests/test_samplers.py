@@ -449,6 +449,17 @@ def test_sampling_config_fills_in_the_run_and_the_sampler():
     assert SamplingConfig(sampler="ddim", steps=4).resolved(200, True).sample_kwargs("zero_one")["clip"] == (0.0, 1.0)
 
 
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m_sde", "heun"])
+def test_resolving_a_resolved_sampling_config_changes_nothing(sampler):
+    """evaluate resolves the settings to report them, then draw resolves them again: DDPM's filled-in T must pass."""
+    from keras_diffusion.samplers import SamplingConfig
+
+    once = SamplingConfig(sampler=sampler).resolved(200, run_clip=True)
+    assert once.resolved(200, run_clip=True) == once
+    with pytest.raises(ValueError, match="steps needs one of the samplers"):
+        SamplingConfig(sampler="ddpm", steps=199).resolved(200, run_clip=True)  # a real request for fewer steps still fails
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [

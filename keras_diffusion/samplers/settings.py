@@ -67,8 +67,10 @@ class SamplingConfig:
             timesteps: T of the run.
             run_clip: whether the run clips x̂_0 while sampling (its ``TrainConfig.clip``).
         """
-        self.validate()
         entry = REGISTRY[self.sampler]
+        if entry.every_step and self.steps == timesteps:  # resolved before (evaluate, then draw): the same again
+            return dataclasses.replace(self, steps=None).resolved(timesteps, run_clip)
+        self.validate()
         steps = self.steps
         if steps is None:
             steps = timesteps if entry.every_step or not entry.default_steps else min(entry.default_steps, timesteps)
