@@ -1,4 +1,8 @@
-"""Load Fashion-MNIST / MNIST as uint8 arrays and turn them into tf.data pipelines."""
+"""Load Fashion-MNIST / MNIST as uint8 arrays and turn them into tf.data pipelines.
+
+Loading is NumPy; TensorFlow is imported only to build a pipeline, so the
+other backends can load and scale images without it.
+"""
 
 import gzip
 import os
@@ -7,7 +11,6 @@ import zlib
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_diffusion.names import DATASETS, SCALINGS, SOURCES  # import-free, for fast --help
 
@@ -239,8 +242,8 @@ def load_images(dataset="fashion_mnist", split="train", data_dir=None, source="a
 def scale_images(images, scaling):
     """Map uint8 pixels 0..255 to float32 in [0, 1] or [-1, 1]; NumPy in, NumPy out; tensor in, tensor out."""
     _check_choice("scaling", scaling, SCALINGS)
-    if tf.is_tensor(images):
-        x = tf.cast(images, tf.float32) / 255.0
+    if not isinstance(images, np.ndarray) and keras.ops.is_tensor(images):
+        x = keras.ops.cast(images, "float32") / 255.0
     else:
         x = np.asarray(images).astype(np.float32) / np.float32(255.0)
     return x * 2.0 - 1.0 if scaling == "minus_one_one" else x
@@ -263,6 +266,8 @@ def make_dataset(images, batch_size, scaling, shuffle=True, seed=None, drop_rema
     Returns:
         tf.data.Dataset of float32 (B, 28, 28, 1) batches, or (images, int32 labels) when labels is given.
     """
+    import tensorflow as tf
+
     _check_choice("scaling", scaling, SCALINGS)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -296,6 +301,8 @@ def validation_dataset(images, batch_size, scaling, timesteps, seed=0, labels=No
     leave only the change of the model. Returns a tf.data.Dataset of dicts
     {"x0", "t", "eps"[, "labels"]}, which ``DiffusionModel.test_step`` reads.
     """
+    import tensorflow as tf
+
     images = np.asarray(images)
     images = images[..., None] if images.ndim == 3 else images
     rng = np.random.default_rng(seed)

@@ -15,8 +15,8 @@ import os
 import warnings
 
 import keras
-import tensorflow as tf
 
+from keras_diffusion import backends
 from keras_diffusion.cpu import native_bf16
 from keras_diffusion.names import PRECISIONS, STRATEGIES  # import-free, for fast --help
 
@@ -37,6 +37,10 @@ def make_strategy(name):
     """
     if name not in STRATEGIES:
         raise StrategyError(f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}")
+    if name != "default" and backends.name() != "tensorflow":
+        raise StrategyError(f"--strategy {name} is TensorFlow's (tf.distribute); Keras runs on {backends.name()}: unset KERAS_BACKEND, or drop --strategy")
+    import tensorflow as tf
+
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -93,9 +97,9 @@ def bf16_cpu(strategy="default", gpu=None):
     GPU the dtype that pays depends on the GPU (``--precision``), and a
     tf.distribute strategy keeps the model's settings.
     """
-    if strategy != "default" or not native_bf16():
-        return False
-    gpu = bool(tf.config.list_physical_devices("GPU")) if gpu is None else gpu
+    if strategy != "default" or not native_bf16() or backends.name() != "tensorflow":
+        return False  # measured on TensorFlow only: the other backends stay float32 until measured
+    gpu = backends.gpu_present() if gpu is None else gpu
     return not gpu
 
 
@@ -121,7 +125,7 @@ def precision(policy):
     if policy not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {policy!r}")
     previous = keras.mixed_precision.global_policy()
-    if policy != "float32" and not tf.config.list_physical_devices("GPU"):
+    if policy != "float32" and not backends.gpu_present():
         if policy == "mixed_float16":
             warnings.warn("--mixed-precision on a CPU: float16 is emulated there and slower than float32", DeviceWarning, stacklevel=3)
         elif not native_bf16():

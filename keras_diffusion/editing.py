@@ -25,10 +25,9 @@ import math
 import weakref
 
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
-from keras_diffusion import samplers
+from keras_diffusion import backends, samplers
 from keras_diffusion.forward import q_sample
 from keras_diffusion.names import MASKS  # import-free, for fast --help
 from keras_diffusion.reverse import sample, timestep_sequence
@@ -36,7 +35,7 @@ from keras_diffusion.reverse import sample, timestep_sequence
 
 def q_sample_to(schedule, x0, t, noise):
     """x_t ~ q(x_t | x_0) for a scalar t in [−1, T−1]: DDPM eq. 4, and x_0 itself, exactly, at t = −1."""
-    return tf.where(t >= 0, q_sample(schedule, x0, tf.maximum(t, 0), noise), x0)
+    return ops.where(t >= 0, q_sample(schedule, x0, ops.maximum(t, 0), noise), x0)
 
 
 # --- inpainting -------------------------------------------------------------------------
@@ -99,10 +98,10 @@ class Replace:
         return {"x0": self.images[start : start + size], "known": self.known[start : start + size]}
 
     def apply(self, schedule, x, t, inputs, seed):
-        noise = tf.random.stateless_normal(tf.shape(x), seed=seed)  # (B, H, W, C)
+        noise = backends.stateless_normal(ops.shape(x), seed)  # (B, H, W, C)
         known = q_sample_to(schedule, inputs["x0"], t, noise)  # x_t^known
         # where, not m·a + (1 − m)·b: exact, and a NaN in the generated part cannot leak into the kept one
-        return tf.where(inputs["known"], known, x)
+        return ops.where(inputs["known"], known, x)
 
 
 def inpaint(denoiser, schedule, images, mask, resample=1, jump=10, seed=None, **sample_kwargs):
@@ -166,7 +165,7 @@ class LowPass:
         return {"y": self.reference[start : start + size]}
 
     def apply(self, schedule, x, t, inputs, seed):
-        noise = tf.random.stateless_normal(tf.shape(x), seed=seed)  # (B, H, W, C)
+        noise = backends.stateless_normal(ops.shape(x), seed)  # (B, H, W, C)
         y_t = q_sample_to(schedule, inputs["y"], t, noise)
         return x - low_pass(x, self.factor) + low_pass(y_t, self.factor)
 
@@ -326,25 +325,42 @@ _INVERSIONS = weakref.WeakKeyDictionary()  # denoiser -> {settings: compiled loo
 
 
 def _inversion_loop(denoiser, schedule, ascending, guide):
-    """One tf.function that takes a batch from the data (t = −1) up through ``ascending`` with DDIM (cached)."""
+    """One compiled loop that takes a batch from the data (t = −1) up through ``ascending`` with DDIM (cached)."""
     key = (tuple(schedule.betas), tuple(ascending), guide.key)
     cache = _INVERSIONS.setdefault(denoiser, {})
-    if key not in cache:
-        starts = tf.constant([-1] + list(ascending[:-1]), tf.int32)  # (S,) the timestep each step leaves
-        ends = tf.constant(list(ascending), tf.int32)  # (S,) the timestep it reaches
-        denoiser_ref = weakref.ref(denoiser)
+    if key in cache:
+        return cache[key]
+    starts = np.array([-1] + list(ascending[:-1]), np.int32)  # (S,) the timestep each step leaves
+    ends = np.array(list(ascending), np.int32)  # (S,) the timestep it reaches
+    denoiser_ref = weakref.ref(denoiser)
+    if backends.name() != "tensorflow":
+        starts, ends = ops.convert_to_tensor(starts), ops.convert_to_tensor(ends)
 
-        @tf.function(reduce_retracing=True)
-        def loop(x, labels):
-            shape, batch = x.shape, tf.shape(x)[0]
-            for i in tf.range(len(ascending)):
-                t, t_next = tf.fill([batch], starts[i]), tf.fill([batch], ends[i])
-                eps = guide.eps(denoiser_ref(), schedule, x, tf.maximum(t, 0), labels)  # the clean image is read at t = 0
-                x = tf.ensure_shape(ddim_inverse_step(schedule, x, t, t_next, eps), shape)
-            return x
+        def run(x, labels):
+            def body(i, x):
+                t, t_next = ops.zeros((x.shape[0],), "int32") + ops.take(starts, i), ops.zeros((x.shape[0],), "int32") + ops.take(ends, i)
+                eps = guide.eps(denoiser_ref(), schedule, x, ops.maximum(t, 0), labels)  # the clean image is read at t = 0
+                return ddim_inverse_step(schedule, x, t, t_next, eps)
 
-        cache[key] = loop
-    return cache[key]
+            return ops.fori_loop(0, len(ascending), body, x)
+
+        cache[key] = backends.compiled(run, denoiser.variables)
+        return cache[key]
+    import tensorflow as tf
+
+    starts, ends = tf.constant(starts), tf.constant(ends)
+
+    @tf.function(reduce_retracing=True)
+    def loop(x, labels):
+        shape, batch = x.shape, tf.shape(x)[0]
+        for i in tf.range(len(ascending)):
+            t, t_next = tf.fill([batch], starts[i]), tf.fill([batch], ends[i])
+            eps = guide.eps(denoiser_ref(), schedule, x, tf.maximum(t, 0), labels)  # the clean image is read at t = 0
+            x = tf.ensure_shape(ddim_inverse_step(schedule, x, t, t_next, eps), shape)
+        return x
+
+    cache[key] = loop
+    return loop
 
 
 def invert(denoiser, schedule, images, condition=None, steps=50, spacing="uniform", start=None, batch_size=256):
@@ -376,8 +392,9 @@ def invert(denoiser, schedule, images, condition=None, steps=50, spacing="unifor
     guide = Guide(denoiser, **kwargs)  # w = 0: the conditional ε̂ alone, as DDIB encodes
     labels = guide.labels(kwargs.get("labels"), len(images))
     loop = _inversion_loop(denoiser, schedule, ascending, guide)
+    batches = range(0, len(images), batch_size)
     return np.concatenate(
-        [loop(tf.constant(images[i : i + batch_size]), tf.constant(labels[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+        [backends.to_numpy(loop(ops.convert_to_tensor(images[i : i + batch_size]), ops.convert_to_tensor(labels[i : i + batch_size]))) for i in batches]
     )
 
 

@@ -12,9 +12,9 @@ result is an ε̃ that the DDPM or DDIM step uses in place of ε̂.
 """
 
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
+from keras_diffusion import backends
 from keras_diffusion.forward import extract
 from keras_diffusion.models.embeddings import num_classes_of
 from keras_diffusion.models.prompt import prompt_tokenizer_of
@@ -46,14 +46,12 @@ def cfg_eps(denoiser, x_t, t, labels, null_label, guidance):
 
 def classifier_gradient(classifier, x_t, t, labels):
     """∇_{x_t} log p_φ(y | x_t, t), the classifier's pull toward y, shaped like x_t."""
-    x_t = tf.convert_to_tensor(x_t, tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(x_t)
-        logits = tf.cast(classifier([x_t, t]), tf.float32)  # (B, classes)
-        log_p = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=1)  # (B,)
-        # each image's log p depends only on its own pixels, so the gradient of the sum is per image
-        total = tf.reduce_sum(log_p)
-    return tape.gradient(total, x_t)
+
+    def log_p(x):  # (B,): each image's log p depends only on its own pixels, so the gradient of the sum is per image
+        logits = ops.cast(classifier([x, t]), "float32")  # (B, classes)
+        return ops.take_along_axis(ops.log_softmax(logits), ops.reshape(ops.cast(labels, "int32"), (-1, 1)), axis=1)[:, 0]
+
+    return backends.gradient(log_p, x_t)
 
 
 def classifier_eps(schedule, eps, classifier, x_t, t, labels, scale):
@@ -198,7 +196,7 @@ def accuracy_against_t(classifier, schedule, x0, labels, timesteps, seed=0, batc
             batch = np.asarray(x0[first : first + batch_size], np.float32)
             t_batch = np.full(len(batch), t, np.int32)
             x_t = q_sample(schedule, batch, t_batch, rng.standard_normal(batch.shape).astype(np.float32))
-            logits = np.asarray(classifier([np.asarray(x_t), t_batch], training=False))  # (B, classes)
+            logits = backends.to_numpy(classifier([x_t, ops.convert_to_tensor(t_batch)], training=False))  # (B, classes)
             hits += int(np.sum(np.argmax(logits, -1) == labels[first : first + batch_size]))
         accuracies.append(hits / len(x0))
     return accuracies

@@ -26,7 +26,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_diffusion import __version__, checkpoint
 from keras_diffusion.data import load_images, make_dataset, scale_images, to_uint8
@@ -66,8 +65,11 @@ def decode(autoencoder, scale, z, batch_size=500):
 
 
 def psnr(images, reconstructions):
-    """Mean PSNR in dB of uint8 reconstructions against uint8 originals (``tf.image.psnr``, max 255)."""
-    return float(np.mean(tf.image.psnr(images, reconstructions, max_val=255)))
+    """Mean PSNR in dB of uint8 reconstructions against uint8 originals: 10·log10(255²/MSE) per image (as ``tf.image.psnr``)."""
+    a, b = (np.asarray(v, np.float64) for v in (images, reconstructions))
+    mse = np.mean(np.square(a - b), axis=tuple(range(1, a.ndim)))  # (N,)
+    with np.errstate(divide="ignore"):  # an exact copy scores +inf, as tf.image.psnr does
+        return float(np.mean(10.0 * np.log10(255.0**2 / mse)))
 
 
 def train_autoencoder(images, folder, scaling="minus_one_one", latent_channels=4, epochs=3, seed=0, data_dir=None, xla=True, verbose=2):
@@ -173,6 +175,8 @@ def latent_dataset(config, run_dir, images, labels=None, fresh=True, seed=0):
     A fresh run trains its autoencoder, or copies the one of ``config.autoencoder``;
     a resumed run keeps the one in its own folder, so its latents do not change.
     """
+    import tensorflow as tf  # a tf.data pipeline: training is TensorFlow's for now (backends.py)
+
     folder = pathlib.Path(run_dir) / FOLDER
     if not fresh and (folder / CONFIG).is_file():
         autoencoder, scale = reuse_autoencoder(run_dir, folder, config)

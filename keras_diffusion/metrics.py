@@ -19,9 +19,10 @@ import warnings
 
 import keras
 import numpy as np
+from keras import ops
 import scipy.linalg
-import tensorflow as tf
 
+from keras_diffusion import backends
 from keras_diffusion.data import clip_range, load_images, scale_images
 from keras_diffusion.forward import extract, q_sample
 from keras_diffusion.reverse import posterior_mean, predict_x0
@@ -82,6 +83,8 @@ def train_classifier(epochs=6, batch_size=128, seed=0, out=None, data_dir=None, 
     Returns:
         (model, test accuracy)
     """
+    import tensorflow as tf  # TensorFlow's for now: tf.data (backends.py)
+
     keras.utils.set_random_seed(seed)
     images, labels = load_images("fashion_mnist", "train", data_dir)
     test_images, test_labels = load_images("fashion_mnist", "test", data_dir)
@@ -215,8 +218,8 @@ class Evaluator:
         feats, labels = [], []
         for i in range(0, len(images), batch_size):
             f, logits = self.features_model(images[i : i + batch_size].astype(np.float32), training=False)
-            feats.append(np.asarray(f, np.float64))
-            labels.append(np.argmax(logits, axis=-1))
+            feats.append(backends.to_numpy(f).astype(np.float64))
+            labels.append(np.argmax(backends.to_numpy(logits), axis=-1))
         return np.concatenate(feats), np.concatenate(labels)
 
     def real_images(self, split, n):
@@ -299,6 +302,8 @@ def silhouette_iou(images, others, level=None):
 
 def ssim(images, others):
     """The structural similarity (Wang et al. 2004; 11x11 Gaussian window) of uint8 images paired one to one: float64 (N,)."""
+    import tensorflow as tf  # its SSIM, on NumPy images (editing is TensorFlow's for now)
+
     a, b = _check_pairs(images, others, "ssim")
     return tf.image.ssim(tf.constant(a, tf.float32), tf.constant(b, tf.float32), max_val=255.0).numpy().astype(np.float64)
 
@@ -307,11 +312,11 @@ def ssim(images, others):
 
 def _normal_kl(mean1, logvar1, mean2, logvar2):
     """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)), elementwise, in nats."""
-    return 0.5 * (logvar2 - logvar1 + tf.exp(logvar1 - logvar2) + tf.square(mean1 - mean2) * tf.exp(-logvar2) - 1.0)
+    return 0.5 * (logvar2 - logvar1 + ops.exp(logvar1 - logvar2) + ops.square(mean1 - mean2) * ops.exp(-logvar2) - 1.0)
 
 
 def _std_normal_cdf(x):
-    return 0.5 * (1.0 + tf.math.erf(x / math.sqrt(2.0)))
+    return 0.5 * (1.0 + ops.erf(x / math.sqrt(2.0)))
 
 
 def discretized_gaussian_log_likelihood(x, mean, log_scale, low=-1.0, high=1.0, levels=256):
@@ -321,14 +326,14 @@ def discretized_gaussian_log_likelihood(x, mean, log_scale, low=-1.0, high=1.0, 
     first and last bins reach out to -inf and +inf.
     """
     half = (high - low) / (levels - 1) / 2  # half a bin: 1/255 on [-1, 1]
-    inv_std = tf.exp(-log_scale)
+    inv_std = ops.exp(-log_scale)
     cdf_plus = _std_normal_cdf(inv_std * (x - mean + half))
     cdf_min = _std_normal_cdf(inv_std * (x - mean - half))
     tiny = 1e-12
-    log_cdf_plus = tf.math.log(tf.maximum(cdf_plus, tiny))
-    log_one_minus_cdf_min = tf.math.log(tf.maximum(1.0 - cdf_min, tiny))
-    log_delta = tf.math.log(tf.maximum(cdf_plus - cdf_min, tiny))
-    return tf.where(x < low + half, log_cdf_plus, tf.where(x > high - half, log_one_minus_cdf_min, log_delta))
+    log_cdf_plus = ops.log(ops.maximum(cdf_plus, tiny))
+    log_one_minus_cdf_min = ops.log(ops.maximum(1.0 - cdf_min, tiny))
+    log_delta = ops.log(ops.maximum(cdf_plus - cdf_min, tiny))
+    return ops.where(x < low + half, log_cdf_plus, ops.where(x > high - half, log_one_minus_cdf_min, log_delta))
 
 
 def vb_terms(denoiser, schedule, x0, noise_seed=0, clip=None, data_range=(-1.0, 1.0)):
@@ -344,6 +349,8 @@ def vb_terms(denoiser, schedule, x0, noise_seed=0, clip=None, data_range=(-1.0, 
     Returns:
         (prior (B,), kl (T-1, B), decoder (B,)) as float64 NumPy arrays.
     """
+    import tensorflow as tf  # a tf.function for now (backends.py)
+
     x0 = tf.convert_to_tensor(x0, tf.float32)
     batch, ndim = x0.shape[0], len(x0.shape)
     axes = list(range(1, ndim))

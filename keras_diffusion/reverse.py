@@ -1,20 +1,21 @@
 """The reverse (denoising) process: one DDPM or DDIM step, and the whole chain.
 
 The step functions are plain ``keras.ops`` math on tensors. ``sample`` runs
-every step for a whole batch inside ONE compiled ``tf.function``: the
-denoiser, the update and the noise all stay on the device, and the host sees
-the result once at the end. Which update that loop makes is the sampler's
-step rule, looked up by name in ``keras_diffusion.samplers``.
+every step for a whole batch inside ONE compiled function: the denoiser, the
+update and the noise all stay on the device, and the host sees the result
+once at the end. On TensorFlow that is a ``tf.function``; on JAX the same
+moves run as an ``ops.fori_loop`` under ``jax.jit``, and on PyTorch eagerly
+without gradients (``backends.compiled``). Which update the loop makes is the
+sampler's step rule, looked up by name in ``keras_diffusion.samplers``.
 """
 
 import logging
 import weakref
 
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
-from keras_diffusion import samplers
+from keras_diffusion import backends, samplers
 from keras_diffusion.forward import extract, q_step
 from keras_diffusion.names import VARIANCES  # import-free, for fast --help
 from keras_diffusion.samplers import SPACINGS, nfe  # noqa: F401  (import-free; nfe is re-exported for callers of sample)
@@ -212,11 +213,29 @@ class _ExpectedRetracing(logging.Filter):
         return not ("triggered tf.function retracing" in message and "_compiled_loop" in message)
 
 
-tf.get_logger().addFilter(_ExpectedRetracing())
+if backends.name() == "tensorflow":
+    import tensorflow as tf
+
+    tf.get_logger().addFilter(_ExpectedRetracing())
+
+
+def _plan_tables(plan):
+    """The plan as four arrays indexed by move: t, whether it goes up, the next down timestep τ' and the last one."""
+    downs = [t for t, up in plan if not up]
+    next_down, last_down = {}, {}  # the timestep after each down move (DDIM's τ') and before it (−2: none)
+    for t_last, t_now, t_next in zip([-2] + downs[:-1], downs, downs[1:] + [-1]):
+        next_down.setdefault(t_now, t_next)
+        last_down.setdefault(t_now, t_last)
+    return (
+        np.array([t for t, _ in plan], np.int32),  # (P,)
+        np.array([up for _, up in plan], bool),  # (P,)
+        np.array([next_down.get(t, t - 1) for t, _ in plan], np.int32),  # (P,)
+        np.array([last_down.get(t, -2) for t, _ in plan], np.int32),  # (P,)
+    )
 
 
 def _compiled_loop(denoiser, schedule, rule, plan, snap_pos, guide, constraint, jit_compile):
-    """One tf.function that runs every move of ``plan`` for a batch (cached per settings).
+    """One compiled function that runs every move of ``plan`` for a batch (cached per settings).
 
     Each down move lets the sampler's step rule take the state (and its
     history, for multistep rules) from t to the next visited timestep, asking
@@ -229,16 +248,12 @@ def _compiled_loop(denoiser, schedule, rule, plan, snap_pos, guide, constraint, 
     cache = _LOOPS.setdefault(denoiser, {})
     if key in cache:
         return cache[key]
-    downs = [t for t, up in plan if not up]
-    next_down, last_down = {}, {}  # the timestep after each down move (DDIM's τ') and before it (−2: none)
-    for t_last, t_now, t_next in zip([-2] + downs[:-1], downs, downs[1:] + [-1]):
-        next_down.setdefault(t_now, t_next)
-        last_down.setdefault(t_now, t_last)
-    plan_t = tf.constant([t for t, _ in plan], tf.int32)  # (P,)
-    plan_up = tf.constant([up for _, up in plan], tf.bool)  # (P,)
-    plan_prev = tf.constant([next_down.get(t, t - 1) for t, _ in plan], tf.int32)  # (P,)
-    plan_last = tf.constant([last_down.get(t, -2) for t, _ in plan], tf.int32)  # (P,)
-    any_up = any(up for _, up in plan)
+    if backends.name() != "tensorflow":
+        cache[key] = _neutral_loop(denoiser, schedule, rule, plan, snap_pos, guide, constraint)
+        return cache[key]
+    tables = _plan_tables(plan)
+    plan_t, plan_up, plan_prev, plan_last = (tf.constant(table) for table in tables)
+    any_up = bool(np.any(tables[1]))
     draws_noise = rule.noisy or any_up  # an up move is q(x_t | x_{t−1}): it needs noise whatever the rule
     snap_pos_t = tf.constant(snap_pos, tf.int32)  # (K,)
     denoiser_ref = weakref.ref(denoiser)
@@ -279,6 +294,54 @@ def _compiled_loop(denoiser, schedule, rule, plan, snap_pos, guide, constraint, 
 
     cache[key] = loop
     return loop
+
+
+def _neutral_loop(denoiser, schedule, rule, plan, snap_pos, guide, constraint):
+    """The loop of ``_compiled_loop`` in ``keras.ops`` for JAX and PyTorch: the same moves as an ``ops.fori_loop``.
+
+    Called as ``loop(x, seed, labels, inputs)`` with ``seed`` from
+    ``backends.loop_seed``; returns (x_0, snapshots (K, B, H, W, C)).
+    """
+    tables = _plan_tables(plan)
+    any_up = bool(np.any(tables[1]))
+    plan_t, plan_up, plan_prev, plan_last = (ops.convert_to_tensor(table) for table in tables)
+    draws_noise = rule.noisy or any_up
+    snap_pos_t = ops.convert_to_tensor(np.asarray(snap_pos, np.int32))  # (K,)
+    denoiser_ref = weakref.ref(denoiser)
+
+    def run(x, seed, labels, inputs):
+        batch = x.shape[0]
+
+        def eps(x_t, t):
+            return guide.eps(denoiser_ref(), schedule, x_t, ops.zeros((batch,), "int32") + t, labels)  # (B, H, W, C)
+
+        def down(x, history, move, z, edit_seed):
+            x, history = rule.step(eps, x, move, z, history)
+            return (x if constraint is None else constraint.apply(schedule, x, move.t_prev, inputs, edit_seed)), tuple(history)
+
+        def body(i, state):
+            x, history, snaps = state
+            move = samplers.Move(ops.take(plan_t, i), ops.take(plan_prev, i), ops.take(plan_last, i))
+            step_seed = backends.fold_in(seed, i)
+            z = backends.stateless_normal(x.shape, step_seed) if draws_noise else None
+            edit_seed = backends.fold_in(step_seed, 1)
+            if any_up:
+                x, history = ops.cond(
+                    ops.take(plan_up, i), lambda: (q_step(schedule, x, move.t, z), history), lambda: down(x, history, move, z, edit_seed)
+                )
+            else:
+                x, history = down(x, history, move, z, edit_seed)
+            if len(snap_pos):
+                hit = ops.reshape(ops.cast(ops.equal(snap_pos_t, i), x.dtype), (-1, 1, 1, 1, 1))
+                snaps = hit * x[None] + (1 - hit) * snaps
+            return x, tuple(history), snaps
+
+        snaps = ops.zeros((len(snap_pos),) + tuple(x.shape))
+        x, _, snaps = ops.fori_loop(0, len(plan), body, (x, tuple(rule.start(x)), snaps))
+        return x, snaps
+
+    variables = denoiser.variables + (guide.classifier.variables if guide.classifier is not None else [])
+    return backends.compiled(run, variables)
 
 
 def sample(
@@ -396,19 +459,33 @@ def sample(
     images, snaps = [], []
     for first in range(0, n, batch_size):
         size = min(batch_size, n - first)
-        batch_seed = tf.constant([seed, first], tf.int32)
-        if x_T is None:
-            x = tf.random.stateless_normal((size,) + image_shape, seed=batch_seed + [0, 2**30])
-        else:
-            x = tf.convert_to_tensor(np.asarray(x_T, np.float32)[first : first + size])
-        inputs = {} if constraint is None else {k: tf.convert_to_tensor(v) for k, v in constraint.inputs(first, size).items()}
-        x, s = loop(x, batch_seed, tf.constant(all_labels[first : first + size]), inputs)
-        images.append(x.numpy())
-        snaps.append(np.moveaxis(s.numpy(), 0, 1))  # (B, K, H, W, C)
+        x, s = _run_batch(loop, seed, first, size, image_shape, x_T, all_labels, constraint)
+        images.append(backends.to_numpy(x))
+        snaps.append(np.moveaxis(backends.to_numpy(s), 0, 1))  # (B, K, H, W, C)
         if progress is not None:
             progress(first + size)
     images = np.concatenate(images)
     return (images, np.concatenate(snaps)) if snapshots is not None else images
+
+
+def _run_batch(loop, seed, first, size, image_shape, x_T, all_labels, constraint):
+    """Run the compiled loop on the batch of ``size`` images from ``first``: (x_0, snapshots), as tensors."""
+    labels = all_labels[first : first + size]
+    if backends.name() != "tensorflow":
+        batch_seed = backends.loop_seed(seed, first)
+        if x_T is None:
+            x = backends.normal((size,) + image_shape, batch_seed, 2**31 - 1)  # past every move: the starting noise
+        else:
+            x = ops.convert_to_tensor(np.asarray(x_T, np.float32)[first : first + size])
+        inputs = {} if constraint is None else {k: ops.convert_to_tensor(v) for k, v in constraint.inputs(first, size).items()}
+        return loop(x, batch_seed, ops.convert_to_tensor(labels), inputs)
+    batch_seed = tf.constant([seed, first], tf.int32)
+    if x_T is None:
+        x = tf.random.stateless_normal((size,) + image_shape, seed=batch_seed + [0, 2**30])
+    else:
+        x = tf.convert_to_tensor(np.asarray(x_T, np.float32)[first : first + size])
+    inputs = {} if constraint is None else {k: tf.convert_to_tensor(v) for k, v in constraint.inputs(first, size).items()}
+    return loop(x, batch_seed, tf.constant(labels), inputs)
 
 
 def _start_length(schedule, start, x_T):

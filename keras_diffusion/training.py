@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_diffusion import checkpoint, plotting
+from keras_diffusion import backends, checkpoint, plotting
 from keras_diffusion.config import apply_determinism
 from keras_diffusion.data import NUM_CLASSES, clip_range, load_images, make_dataset, sampling_clip, scale_images, validation_dataset  # noqa: F401 (clip_range, sampling_clip: re-exported)
 from keras_diffusion.devices import is_chief, make_strategy, precision, training_precision
@@ -180,6 +180,7 @@ def train(config=None, out=None, overwrite=False, resume=None, verbose=None):
         (run_dir, history dict of the epochs run by this call); run_dir is
         None on the workers of a cluster other than the chief, which writes it.
     """
+    backends.require_tensorflow("training (python -m keras_diffusion.train)")
     config, initial_epoch = _resolve(config, resume)
     if config.text and resume is None:  # the text encoder's vocabulary and sizes go into config.json
         from keras_diffusion.text.conditioning import with_prompt

@@ -14,7 +14,6 @@ little wrong would pay for.
 """
 
 import keras
-import tensorflow as tf
 from keras import layers, ops
 
 from keras_diffusion.models.unet import _groups
@@ -127,6 +126,8 @@ class Autoencoder(keras.Model):
 
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)  # images only: the target is the input
+        import tensorflow as tf  # training is TensorFlow's for now (backends.py)
+
         weights = self.trainable_weights
         with tf.GradientTape() as tape:
             loss, mse, kl = self.losses_of(x, training=True)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_diffusion import __version__, checkpoint
+from keras_diffusion import __version__, backends, checkpoint
 from keras_diffusion.data import load_images
 from keras_diffusion.fields import from_dict
 from keras_diffusion.text.config import SIZE_KEYS, ClipConfig
@@ -184,7 +184,7 @@ def attribute_accuracy(model, tokenizer, thresholds, images, labels, batch_size=
     result = {}
     for attribute in ATTRIBUTES:
         texts = [attribute_prompt(c, attribute, level) for c in range(len(CLASS_WORDS)) for level in (0, 2)]
-        prompts = np.asarray(model.encode_texts(tokenizer.encode(texts))).reshape(len(CLASS_WORDS), 2, -1)  # (10, 2, D)
+        prompts = backends.to_numpy(model.encode_texts(tokenizer.encode(texts))).reshape(len(CLASS_WORDS), 2, -1)  # (10, 2, D)
         named = levels[attribute] != 1
         if pairs is not None:
             chosen = [(c, level) for c, a, level in pairs if a == attribute]
@@ -197,7 +197,7 @@ def attribute_accuracy(model, tokenizer, thresholds, images, labels, batch_size=
 
 
 def _embed_images(model, images, batch_size):
-    return np.concatenate([np.asarray(model.encode_images(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
+    return np.concatenate([backends.to_numpy(model.encode_images(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
 
 
 def evaluate_clip(model, tokenizer, thresholds, config):
