@@ -349,6 +349,7 @@ def vb_terms(denoiser, schedule, x0, noise_seed=0, clip=None, data_range=(-1.0, 
     Returns:
         (prior (B,), kl (T-1, B), decoder (B,)) as float64 NumPy arrays.
     """
+    backends.require_tensorflow("bits/dim (evaluate --bpd)")
     import tensorflow as tf  # a tf.function for now (backends.py)
 
     x0 = tf.convert_to_tensor(x0, tf.float32)

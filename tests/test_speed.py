@@ -41,7 +41,7 @@ def test_auto_precision_picks_bf16_without_xla_only_on_native_bf16_cpus(monkeypa
     monkeypatch.setattr(devices, "native_bf16", lambda: False)
     assert devices.auto_precision(gpu=False) == "float32"  # AVX2 only: bf16 is emulated
     # what a resolved config records in config.json: on AVX2, float32 and the model's XLA setting
-    monkeypatch.setattr(devices.tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(devices.backends, "gpu_present", lambda: False)
     unet = TrainConfig(model="unet").resolved()
     assert (unet.precision, unet.xla) == ("float32", True)
     assert TrainConfig(model="unet", mixed_precision=True).resolved().precision == "mixed_float16"
@@ -54,7 +54,7 @@ def test_auto_precision_picks_bf16_without_xla_only_on_native_bf16_cpus(monkeypa
     assert (with_xla.precision, with_xla.xla) == ("mixed_bfloat16", True)
     chosen = TrainConfig(model="unet", precision="float32").resolved()
     assert (chosen.precision, chosen.xla) == ("float32", True)  # a chosen precision keeps the model's XLA
-    monkeypatch.setattr(devices.tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    monkeypatch.setattr(devices.backends, "gpu_present", lambda: True)
     on_gpu = TrainConfig(model="unet").resolved()
     assert (on_gpu.precision, on_gpu.xla) == ("float32", True)
 
