@@ -19,8 +19,6 @@ backend, not across backends.
 import keras
 import numpy as np
 
-BACKENDS = ("tensorflow", "jax", "torch")
-
 
 def name():
     """The backend Keras runs on: ``"tensorflow"``, ``"jax"`` or ``"torch"``."""

@@ -34,7 +34,7 @@ def step_results():
     """Every step rule of the core on the same inputs: {name: float32 array}."""
     from keras import ops
 
-    from keras_diffusion import samplers
+    from keras_diffusion import backends, samplers
     from keras_diffusion.editing import ddim_inverse_step
     from keras_diffusion.forward import q_sample, q_step
     from keras_diffusion.reverse import ddim_step, ddpm_step, posterior_mean, predict_x0
@@ -62,7 +62,7 @@ def step_results():
         history = rule.start(ops.convert_to_tensor(x))
         move = samplers.Move(ops.convert_to_tensor(17, "int32"), ops.convert_to_tensor(9, "int32"), ops.convert_to_tensor(30, "int32"))
         out[f"rule_{name}"], _ = rule.step(eps_fn, ops.convert_to_tensor(x), move, ops.convert_to_tensor(z), history)
-    return {k: np.asarray(ops.convert_to_numpy(value), np.float32) for k, value in out.items()}
+    return {k: np.asarray(backends.to_numpy(value), np.float32) for k, value in out.items()}
 
 
 def tiny_models(weights_dir=None):
