@@ -470,22 +470,15 @@ def sample(
 
 def _run_batch(loop, seed, first, size, image_shape, x_T, all_labels, constraint):
     """Run the compiled loop on the batch of ``size`` images from ``first``: (x_0, snapshots), as tensors."""
-    labels = all_labels[first : first + size]
-    if backends.name() != "tensorflow":
-        batch_seed = backends.loop_seed(seed, first)
-        if x_T is None:
-            x = backends.normal((size,) + image_shape, batch_seed, 2**31 - 1)  # past every move: the starting noise
-        else:
-            x = ops.convert_to_tensor(np.asarray(x_T, np.float32)[first : first + size])
-        inputs = {} if constraint is None else {k: ops.convert_to_tensor(v) for k, v in constraint.inputs(first, size).items()}
-        return loop(x, batch_seed, ops.convert_to_tensor(labels), inputs)
-    batch_seed = tf.constant([seed, first], tf.int32)
-    if x_T is None:
-        x = tf.random.stateless_normal((size,) + image_shape, seed=batch_seed + [0, 2**30])
+    batch_seed = backends.loop_seed(seed, first)
+    if x_T is not None:
+        x = ops.convert_to_tensor(np.asarray(x_T, np.float32)[first : first + size])
+    elif backends.name() == "tensorflow":
+        x = tf.random.stateless_normal((size,) + image_shape, seed=batch_seed + [0, 2**30])  # the draw every figure's seed was made with
     else:
-        x = tf.convert_to_tensor(np.asarray(x_T, np.float32)[first : first + size])
-    inputs = {} if constraint is None else {k: tf.convert_to_tensor(v) for k, v in constraint.inputs(first, size).items()}
-    return loop(x, batch_seed, tf.constant(labels), inputs)
+        x = backends.normal((size,) + image_shape, batch_seed, 2**31 - 1)  # past every move: the starting noise
+    inputs = {} if constraint is None else {k: ops.convert_to_tensor(v) for k, v in constraint.inputs(first, size).items()}
+    return loop(x, batch_seed, ops.convert_to_tensor(all_labels[first : first + size]), inputs)
 
 
 def _start_length(schedule, start, x_T):
